@@ -16,3 +16,7 @@ class InputError(SimulatorError):
 
 class TraceFormatError(SimulatorError):
     """A directory is not a scratchsim trace, or its files do not agree with meta.json."""
+
+
+class CapacityError(SimulatorError):
+    """A cache or scratchpad is too small for what the trace asks of it."""
