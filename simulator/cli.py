@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import simulator as sim
 from .errors import OptionError, SimulatorError
@@ -67,8 +68,14 @@ def _emit(data: dict, as_json: bool, text: str) -> None:
 
 # -- trace ------------------------------------------------------------------------------------
 def _cmd_trace_generate(a) -> None:
+    like = a.like
+    if like is not None and like in sim.list_models():
+        like = sim.load_model(like).table_rows
+        if like is None:
+            raise OptionError(f"model {a.like} does not fix its table sizes; give --tables and "
+                              "--rows or --rows-per-table")
     rows = sim.table_rows_from(tables=a.tables, rows=a.rows, rows_per_table=a.rows_per_table,
-                               like=a.like)
+                               like=like)
     trace = sim.generate(a.kind, a.output, rows, batch_size=a.batch_size, num_batches=a.batches,
                          seed=a.seed, alpha=a.alpha, pooling=a.pooling, permute=not a.no_permute,
                          hot_fraction=a.hot_fraction, hot_share=a.hot_share,
@@ -98,6 +105,159 @@ def _cmd_trace_stats(a) -> None:
 
 def _cmd_demo(a) -> None:
     sim.demo(a.output, print_fn=print)
+
+
+# -- cache replay and miss-ratio curve ------------------------------------------------------
+# Policy options. Only the ones given are passed on, so a policy that does not take one says
+# so (Policy.__init__ raises OptionError).
+_POLICY_OPTIONS = ("ways", "inner", "lookahead", "victim", "profile_batches")
+
+
+def _output_path(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise OptionError(f"directory {path.parent} does not exist; create it first")
+    return path
+
+
+def _format_value(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def _cmd_replay(a) -> None:
+    params = {name: getattr(a, name) for name in _POLICY_OPTIONS if getattr(a, name) is not None}
+    per_batch = _output_path(a.per_batch) if a.per_batch else None
+    result = sim.replay(a.trace, policy=a.policy, capacity=a.capacity, **params)
+    if per_batch:
+        result.write_per_batch_csv(per_batch)
+    d = result.to_dict()
+    width = max(map(len, d))
+    _emit(d, a.json, "\n".join(f"{k.replace('_', ' '):<{width}}  {_format_value(v)}"
+                               for k, v in d.items()))
+
+
+def _cmd_mrc(a) -> None:
+    plot = _output_path(a.plot) if a.plot else None
+    curve = sim.mrc(a.trace)
+    if plot:
+        curve.plot(plot)
+    _emit(curve.to_dict(), a.json, curve.format())
+
+
+def _add_cache_commands(sub) -> None:
+    from .caches import POLICIES
+
+    r = sub.add_parser("replay", help="replay a trace through a cache policy")
+    r.add_argument("trace", metavar="DIR")
+    r.add_argument("--policy", required=True, metavar="P", help=f"one of {', '.join(POLICIES)}")
+    r.add_argument("--capacity", required=True, metavar="N|X%",
+                   help="rows, or a percentage of the trace's distinct rows")
+    r.add_argument("--ways", type=_positive_int, help="setassoc: ways per set (default 32)")
+    r.add_argument("--inner", choices=["lru", "lfu"], help="setassoc: policy inside a set")
+    r.add_argument("--lookahead", type=_non_negative_int, metavar="W",
+                   help="scratchpipe, oracle: batches of lookahead")
+    r.add_argument("--victim", choices=["lru", "future"], help="scratchpipe: victim policy")
+    r.add_argument("--profile-batches", type=_positive_int, metavar="K",
+                   help="static: choose the hot set from the first K batches (default: all)")
+    r.add_argument("--per-batch", metavar="FILE.csv", help="write per-batch statistics")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_cmd_replay)
+
+    m = sub.add_parser("mrc", help="the LRU miss-ratio curve at every capacity, in one pass")
+    m.add_argument("trace", metavar="DIR")
+    m.add_argument("--plot", metavar="FILE.png", help="draw the curve to an image")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_cmd_mrc)
+
+
+# -- scratchpad sizing -------------------------------------------------------------------------
+def _cmd_min_capacity(a) -> None:
+    rows = sim.min_capacity(a.trace, a.lookahead)
+    _emit({"trace": a.trace, "lookahead": a.lookahead, "min_capacity": rows}, a.json,
+          f"minimum scratchpad capacity for lookahead {a.lookahead}: {rows:,} rows")
+
+
+def _add_min_capacity_command(sub) -> None:
+    c = sub.add_parser("min-capacity",
+                       help="the smallest scratchpad that ScratchPipe with a lookahead can use")
+    c.add_argument("trace", metavar="DIR")
+    c.add_argument("--lookahead", type=_non_negative_int, required=True, metavar="W",
+                   help="batches planned ahead of training")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_min_capacity)
+
+
+# -- timing: hardware, models and the training pipeline ---------------------------------------
+def _cmd_hardware_list(a) -> None:
+    profiles = [sim.load_hardware(n).to_dict() for n in sim.list_hardware()]
+    _emit({"hardware": profiles}, a.json, sim.describe_hardware_presets())
+
+
+def _cmd_hardware_show(a) -> None:
+    profile = sim.load_hardware(a.name)
+    _emit(profile.to_dict(), a.json, profile.describe())
+
+
+def _cmd_model_list(a) -> None:
+    models = [sim.load_model(n).to_dict() for n in sim.list_models()]
+    _emit({"models": models}, a.json, sim.describe_model_presets())
+
+
+def _cmd_model_show(a) -> None:
+    model = sim.load_model(a.name)
+    _emit(model.to_dict(), a.json, model.describe())
+
+
+def _cmd_simulate(a) -> None:
+    timeline = _output_path(a.timeline) if a.timeline else None
+    result = sim.simulate(a.trace, mode=a.mode, hardware=a.hardware, model=a.model,
+                          capacity=a.capacity, lookahead=a.lookahead, victim=a.victim,
+                          cache_policy=a.cache_policy, ignore_capacity=a.ignore_capacity)
+    if timeline:
+        result.write_timeline_csv(timeline)
+    _emit(result.to_dict(), a.json, result.format())
+
+
+def _add_timing_commands(sub) -> None:
+    for noun, what, list_fn, show_fn in (
+            ("hardware", "hardware profiles", _cmd_hardware_list, _cmd_hardware_show),
+            ("model", "model configurations", _cmd_model_list, _cmd_model_show)):
+        cmd = sub.add_parser(noun, help=f"list and show {what}")
+        csub = cmd.add_subparsers(dest=f"{noun}_command", required=True, parser_class=_Parser)
+        ls = csub.add_parser("list", help=f"the {what} presets")
+        ls.add_argument("--json", action="store_true")
+        ls.set_defaults(func=list_fn)
+        show = csub.add_parser("show", help=f"one of the {what}: a preset name or a TOML file")
+        show.add_argument("name", metavar="NAME|FILE")
+        show.add_argument("--json", action="store_true")
+        show.set_defaults(func=show_fn)
+
+    s = sub.add_parser("simulate", help="predict training time in one placement mode")
+    s.add_argument("trace", metavar="DIR")
+    s.add_argument("--mode", required=True, choices=list(sim.MODES))
+    s.add_argument("--hardware", required=True, metavar="NAME|FILE")
+    s.add_argument("--model", required=True, metavar="NAME|FILE")
+    s.add_argument("--capacity", metavar="N|X%",
+                   help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
+    s.add_argument("--lookahead", type=_non_negative_int, default=4, metavar="W",
+                   help="scratchpipe: batches planned ahead (default 4)")
+    s.add_argument("--victim", choices=["lru", "future"], default="lru",
+                   help="scratchpipe: victim policy (default lru)")
+    s.add_argument("--cache-policy", default="lru", metavar="P",
+                   help="cache: the past-looking policy (default lru)")
+    s.add_argument("--ignore-capacity", action="store_true",
+                   help="simulate even when the tables or the cache do not fit in memory")
+    s.add_argument("--timeline", metavar="FILE.csv", help="write every stage's start and end")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("trace", metavar="DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_trace_stats)
+
+    _add_cache_commands(sub)
+    _add_min_capacity_command(sub)
+    _add_timing_commands(sub)
 
     demo = sub.add_parser("demo", help="the main job on generated data")
     demo.add_argument("-o", "--output", default="scratchsim-out", metavar="DIR")

@@ -9,9 +9,23 @@ from ..errors import OptionError
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, open_trace
 from .base import STATS, Policy, ReplayResult, distinct_rows, resolve_capacity, run_replay
 from .lru import LRU
+from .fifo import FIFO
+from .lfu import LFU
+from .setassoc import SetAssociative
+from .static import Static
+from .belady import Belady
+from .scratchpipe import ScratchPipe, min_capacity
+from .oracle import Oracle
 
 POLICIES: dict[str, type[Policy]] = {
     "lru": LRU,
+    "fifo": FIFO,
+    "lfu": LFU,
+    "setassoc": SetAssociative,
+    "static": Static,
+    "belady": Belady,
+    "scratchpipe": ScratchPipe,
+    "oracle": Oracle,
 }
 
 
@@ -23,16 +37,21 @@ def get_policy(name: str) -> type[Policy]:
 
 
 def replay(trace, policy: str = "lru", capacity="20%", max_lookups: int = DEFAULT_CHUNK_LOOKUPS,
-           **params) -> ReplayResult:
+           per_batch: bool | None = None, **params) -> ReplayResult:
     """Replay a trace through a cache policy.
 
     capacity: rows, or a percentage of the trace's distinct rows ("20%").
+    per_batch: keep per-batch statistics (default: for traces of at most 2**20 batches;
+    longer ones, such as one-lookup-per-batch streams, keep totals in bounded memory).
     params: the policy's options (see each policy module)."""
     trace = open_trace(trace)
     cls = get_policy(policy)
-    cap = resolve_capacity(trace, capacity)
-    return run_replay(cls(trace, cap, **params), trace, max_lookups)
+    # capacity=None (unbounded) only for a policy whose decisions do not depend on it.
+    cap = (None if capacity is None and getattr(cls, "capacity_optional", False)
+           else resolve_capacity(trace, capacity))
+    return run_replay(cls(trace, cap, **params), trace, max_lookups, per_batch)
 
 
 __all__ = ["POLICIES", "STATS", "Policy", "ReplayResult", "distinct_rows", "get_policy",
            "replay", "resolve_capacity"]
+__all__ += ["min_capacity"]

@@ -118,30 +118,41 @@ class Policy(ABC):
                                 f"{needed:,} rows")
 
 
+# Above this many batches replay() keeps totals only (unless asked): per-batch rows cost 72
+# bytes a batch, which for a one-lookup-per-batch stream would outgrow the tables themselves.
+PER_BATCH_LIMIT = 1 << 20
+# Batches per chunk when only totals are kept: the reused statistics buffer stays in cache.
+_TOTALS_CHUNK_BATCHES = 1 << 16
+
+
 @dataclass
 class ReplayResult:
-    """Per-batch statistics (numpy arrays) and totals of one replay."""
+    """Totals of one replay, and its per-batch statistics (numpy arrays) when they were kept."""
 
     policy: str
     capacity: int
     params: dict
-    stats: np.ndarray  # (batches, len(STATS)) int64
+    batches: int
+    totals: np.ndarray          # len(STATS): flows summed; held and occupancy at their peak
+    stats: np.ndarray | None    # (batches, len(STATS)) int64, or None
     extra: dict = field(default_factory=dict)
     trace_path: str = ""
 
-    def __post_init__(self):
-        for i, name in enumerate(STATS):
-            setattr(self, f"per_batch_{name}", self.stats[:, i])
-
     def column(self, name: str) -> np.ndarray:
+        """One per-batch statistic, e.g. column("misses")."""
+        if self.stats is None:
+            raise OptionError(f"this replay of {self.batches:,} batches kept totals only; "
+                              "replay with per_batch=True for per-batch statistics")
         return self.stats[:, STATS.index(name)]
 
-    @property
-    def batches(self) -> int:
-        return self.stats.shape[0]
+    def __getattr__(self, attr: str):
+        # per_batch_misses, per_batch_hits, ...: the per-batch columns by name.
+        if attr.startswith("per_batch_") and attr[len("per_batch_"):] in STATS:
+            return self.column(attr[len("per_batch_"):])
+        raise AttributeError(attr)
 
     def total(self, name: str) -> int:
-        return int(self.column(name).sum())
+        return int(self.totals[STATS.index(name)])
 
     lookups = property(lambda self: self.total("lookups"))
     unique = property(lambda self: self.total("unique"))
@@ -150,14 +161,12 @@ class ReplayResult:
     evictions = property(lambda self: self.total("evictions"))
     writebacks = property(lambda self: self.total("writebacks"))
     conflict_misses = property(lambda self: self.total("conflict_misses"))
+    peak_occupancy = property(lambda self: self.total("occupancy"))
+    peak_held = property(lambda self: self.total("held"))
 
     @property
     def hit_rate(self) -> float:
         return self.hits / self.unique if self.unique else 0.0
-
-    @property
-    def peak_occupancy(self) -> int:
-        return int(self.column("occupancy").max()) if self.batches else 0
 
     def to_dict(self) -> dict:
         d = {"policy": self.policy, "capacity": self.capacity, "params": self.params,
@@ -170,13 +179,15 @@ class ReplayResult:
 
     def write_per_batch_csv(self, path) -> None:
         """One line per batch; written under a temporary name and renamed."""
+        self.column("lookups")  # per-batch statistics must have been kept
+        stats = self.stats
         path = Path(path)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
         try:
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(("batch",) + STATS)
-                for b, row in enumerate(self.stats.tolist()):
+                for b, row in enumerate(stats.tolist()):
                     w.writerow([b] + row)
             os.replace(tmp, path)
         except BaseException:
@@ -184,9 +195,57 @@ class ReplayResult:
             raise
 
 
-def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS) -> ReplayResult:
-    stats = np.zeros((trace.num_batches, len(STATS)), dtype=np.int64)
-    for chunk in trace.chunks(max_lookups):
-        policy.process(chunk, stats[chunk.first_batch:chunk.first_batch + chunk.num_batches])
-    return ReplayResult(policy.name, policy.capacity, policy.params(), stats, policy.summary(),
-                        str(trace.path))
+def _fold(totals: np.ndarray, rows: np.ndarray) -> None:
+    """Add a block of per-batch rows into totals (levels: keep the peak)."""
+    if len(rows):
+        totals[:len(FLOW_STATS)] += rows[:, :len(FLOW_STATS)].sum(axis=0)
+        totals[len(FLOW_STATS):] = np.maximum(totals[len(FLOW_STATS):],
+                                              rows[:, len(FLOW_STATS):].max(axis=0))
+
+
+def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS,
+               per_batch: bool | None = None) -> ReplayResult:
+    """Replay every chunk of the trace. per_batch: keep per-batch statistics (default: when
+    the trace has at most PER_BATCH_LIMIT batches); otherwise only totals, in a reused buffer."""
+    nb = trace.num_batches
+    if per_batch is None:
+        per_batch = nb <= PER_BATCH_LIMIT
+    totals = np.zeros(len(STATS), dtype=np.int64)
+    if per_batch:
+        stats = np.zeros((nb, len(STATS)), dtype=np.int64)
+        for chunk in trace.chunks(max_lookups):
+            policy.process(chunk, stats[chunk.first_batch:chunk.first_batch + chunk.num_batches])
+        _fold(totals, stats)
+    else:
+        stats = None
+        per_batch_lookups = max(1, trace.num_lookups // max(nb, 1))
+        max_lookups = min(max_lookups, _TOTALS_CHUNK_BATCHES * per_batch_lookups)
+        buffer = np.zeros((0, len(STATS)), dtype=np.int64)
+        for chunk in trace.chunks(max_lookups):
+            if len(buffer) < chunk.num_batches:
+                buffer = np.zeros((chunk.num_batches, len(STATS)), dtype=np.int64)
+            rows = buffer[:chunk.num_batches]
+            rows[:] = 0
+            policy.process(chunk, rows)
+            _fold(totals, rows)
+    return ReplayResult(policy.name, policy.capacity, policy.params(), nb, totals, stats,
+                        policy.summary(), str(trace.path))
+
+
+@numba.njit(cache=True)
+def _batch_counts_chunk(ids, batch_ptr, first_batch, seen, uniq, lookups, unique):
+    for b in range(len(batch_ptr) - 1):
+        lookups[b] = batch_ptr[b + 1] - batch_ptr[b]
+        unique[b] = batch_unique(ids, batch_ptr[b], batch_ptr[b + 1], seen, first_batch + b, uniq)
+
+
+def batch_counts(trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS):
+    """Lookups and distinct rows of every batch (what a cache-less placement works on)."""
+    lookups = np.zeros(trace.num_batches, dtype=np.int64)
+    unique = np.zeros(trace.num_batches, dtype=np.int64)
+    seen = np.full(trace.total_rows, -1, dtype=np.int64)
+    for c in trace.chunks(max_lookups):
+        uniq = np.empty(int(np.diff(c.batch_ptr).max(initial=0)), dtype=np.int64)
+        sl = slice(c.first_batch, c.first_batch + c.num_batches)
+        _batch_counts_chunk(c.ids, c.batch_ptr, c.first_batch, seen, uniq, lookups[sl], unique[sl])
+    return lookups, unique

@@ -189,15 +189,14 @@ class TraceWriter:
             shutil.rmtree(self._tmp)
         self._tmp.mkdir()
         self._indices = _NpyStream(self._tmp / "indices.npy", self.index_dtype)
-        self._lengths = _NpyStream(self._tmp / "lengths.npy", np.int32, (self.num_tables,))
+        self._lengths = None  # opened only once bags of different sizes show up
+        self._pooling = None
         self._batch_ptr = _NpyStream(self._tmp / "batch_ptr.npy", np.int64)
         self._labels = _NpyStream(self._tmp / "labels.npy", np.float32) if labels else None
         self._dense = (_NpyStream(self._tmp / "dense.npy", np.float32, (self.dense_features,))
                        if self.dense_features else None)
         self._samples = 0
         self._lookups = 0
-        self._min_len = np.iinfo(np.int64).max
-        self._max_len = -1
         self._id_lo = np.full(self.num_tables, np.iinfo(np.int64).max, dtype=np.int64)
         self._id_hi = np.full(self.num_tables, -1, dtype=np.int64)
         self._done = False
@@ -229,21 +228,33 @@ class TraceWriter:
             raise ValueError("labels/dense must be given exactly when the writer was made with them")
         if len(local_ids):
             _table_extremes(local_ids.astype(np.int64, copy=False), lengths, self._id_lo, self._id_hi)
-        self._min_len = min(self._min_len, int(lengths.min()))
-        self._max_len = max(self._max_len, int(lengths.max()))
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if self._pooling is None:
+            self._pooling = lo
+        if self._lengths is None and not lo == hi == self._pooling:
+            self._start_lengths()
         # Offsets of the batches that start inside this append.
         per_sample = lengths.sum(axis=1, dtype=np.int64)
         starts = np.concatenate(([0], np.cumsum(per_sample)[:-1])) + self._lookups
         first = -self._samples % self.batch_size
         self._batch_ptr.append(starts[first::self.batch_size])
         self._indices.append(local_ids)
-        self._lengths.append(lengths)
+        if self._lengths is not None:
+            self._lengths.append(lengths)
         if self._labels is not None:
             self._labels.append(np.asarray(labels).reshape(ns))
         if self._dense is not None:
             self._dense.append(np.asarray(dense).reshape(ns, self.dense_features))
         self._samples += ns
         self._lookups += len(local_ids)
+
+    def _start_lengths(self) -> None:
+        """Bags stopped being all the same size: write the lengths of the samples so far."""
+        self._lengths = _NpyStream(self._tmp / "lengths.npy", np.int32, (self.num_tables,))
+        block = 1 << 20
+        for start in range(0, self._samples, block):
+            n = min(block, self._samples - start)
+            self._lengths.append(np.full((n, self.num_tables), self._pooling, dtype=np.int32))
 
     def close(self, table_rows: Sequence[int] | None = None) -> "Trace":
         """Finish the trace; table_rows may be given here when only known at the end."""
@@ -267,9 +278,8 @@ class TraceWriter:
             self._batch_ptr.append(np.array([self._lookups], dtype=np.int64))
             for s in self._streams():
                 s.close()
-            pooling = self._min_len if self._min_len == self._max_len else None
+            pooling = self._pooling if self._lengths is None else None
             if pooling is not None:
-                os.unlink(self._tmp / "lengths.npy")
                 os.unlink(self._tmp / "batch_ptr.npy")
             meta = {
                 "format": FORMAT_NAME,

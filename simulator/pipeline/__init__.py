@@ -1,0 +1,270 @@
+"""Timing: the discrete-event model of each training mode (one module per mode, chosen by name).
+
+simulate() replays the trace through the mode's cache (if it has one), prices every stage of
+every batch with the hardware profile and the model (costs.py), runs the mode's resource
+programs in SimPy (engine.py) and summarises the schedule.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..caches import ReplayResult
+from ..caches.base import batch_counts, resolve_capacity
+from ..errors import CapacityError, OptionError
+from ..hardware import HardwareProfile, load_hardware
+from ..trace import Trace, open_trace
+from ..workload import ModelConfig, load_model
+from . import engine
+from .cache import Cache
+from .cache_prefetch import CachePrefetch
+from .costs import BatchWork, StageCosts
+from .gpu_only import GpuOnly
+from .hybrid import Hybrid
+from .mode import Mode
+from .scratchpipe import ScratchPipe
+
+MODES: dict[str, type[Mode]] = {
+    "gpu-only": GpuOnly,
+    "hybrid": Hybrid,
+    "cache": Cache,
+    "cache-prefetch": CachePrefetch,
+    "scratchpipe": ScratchPipe,
+}
+
+
+def get_mode(name: str) -> type[Mode]:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise OptionError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}") from None
+
+
+@dataclass
+class SimulationResult:
+    mode: str
+    config: dict
+    schedule: engine.Schedule
+    work: BatchWork
+    bytes_h2d: int
+    bytes_d2h: int
+    hit_rate: float | None
+    warmup: int
+    replay: dict = field(default_factory=dict)
+
+    @property
+    def iteration_end(self) -> np.ndarray:
+        """When each batch's training step finished."""
+        return self.schedule.end["train"]
+
+    @property
+    def iteration_times(self) -> np.ndarray:
+        """Time between consecutive training steps' ends (the first from time 0)."""
+        return np.diff(self.iteration_end, prepend=0.0)
+
+    def _window(self) -> tuple[float, float]:
+        t0 = float(self.iteration_end[self.warmup - 1]) if self.warmup > 0 else 0.0
+        return t0, float(self.iteration_end[-1])
+
+    @property
+    def steady_iteration_times(self) -> np.ndarray:
+        return self.iteration_times[self.warmup:]
+
+    @property
+    def iteration_time(self) -> float:
+        t0, t1 = self._window()
+        return (t1 - t0) / (len(self.work) - self.warmup)
+
+    @property
+    def throughput(self) -> float:
+        t0, t1 = self._window()
+        return float(self.work.samples[self.warmup:].sum()) / (t1 - t0) if t1 > t0 else float("inf")
+
+    def busy(self) -> dict[str, float]:
+        """Fraction of the steady-state window each resource is busy."""
+        t0, t1 = self._window()
+        out = {}
+        for r in engine.RESOURCES:
+            s, e = self.schedule.intervals(r)
+            span = np.clip(e, t0, t1) - np.clip(s, t0, t1)
+            out[r] = float(span.sum() / (t1 - t0)) if t1 > t0 else 0.0
+        return out
+
+    @property
+    def bottleneck(self) -> str:
+        busy = self.busy()
+        return max(busy, key=busy.get)
+
+    def breakdown(self) -> dict[str, float]:
+        """Mean seconds per iteration of each stage (steady state)."""
+        w = self.warmup
+        return {s: float(np.mean(self.schedule.end[s][w:] - self.schedule.start[s][w:]))
+                for s in self.schedule.stages}
+
+    def to_dict(self) -> dict:
+        it = self.steady_iteration_times
+        return {
+            "mode": self.mode,
+            "iteration_time_s": self.iteration_time,
+            "iteration_time_p50_s": float(np.percentile(it, 50)),
+            "iteration_time_p99_s": float(np.percentile(it, 99)),
+            "throughput_samples_per_s": self.throughput,
+            "bottleneck": self.bottleneck,
+            "busy": self.busy(),
+            "breakdown": self.breakdown(),
+            "hit_rate": self.hit_rate,
+            "h2d_bytes": self.bytes_h2d,
+            "d2h_bytes": self.bytes_d2h,
+            "iterations": len(self.work),
+            "warmup_iterations": self.warmup,
+            "replay": self.replay,
+            "config": self.config,
+        }
+
+    def format(self) -> str:
+        """A readable summary."""
+        d = self.to_dict()
+        c = self.config
+        setting = {"scratchpipe": f" (lookahead {c['lookahead']}, victim {c['victim']}",
+                   "cache": f" ({c['cache_policy']}", "cache-prefetch": " ("}.get(self.mode, "")
+        if setting:
+            setting += f"{', ' if setting != ' (' else ''}capacity {c['capacity']:,} rows)"
+        ms = lambda x: f"{x * 1e3:.4g} ms"  # noqa: E731
+        busy = ", ".join(f"{r} {v:.0%}" for r, v in d["busy"].items())
+        hit = "-" if d["hit_rate"] is None else f"{d['hit_rate']:.3f}"
+        lines = [
+            f"mode          {self.mode}{setting}",
+            f"hardware      {c['hardware']}    model {c['model']}    trace {c['trace']}",
+            f"iteration     {ms(d['iteration_time_s'])} mean, {ms(d['iteration_time_p50_s'])} "
+            f"p50, {ms(d['iteration_time_p99_s'])} p99 (after {self.warmup} warm-up iterations)",
+            f"throughput    {d['throughput_samples_per_s']:,.0f} samples/s",
+            f"bottleneck    {d['bottleneck']} (busy: {busy})",
+            f"hit rate      {hit}",
+            f"traffic       H2D {d['h2d_bytes'] / 1e9:.3f} GB, D2H {d['d2h_bytes'] / 1e9:.3f} GB",
+            "breakdown     " + ", ".join(f"{s} {ms(v)}" for s, v in d["breakdown"].items()),
+        ]
+        return "\n".join(lines)
+
+    def timeline(self):
+        """(batch, stage, resource, start, end) of every stage, in order of start."""
+        rows = [(b, s, r, float(self.schedule.start[s][b]), float(self.schedule.end[s][b]))
+                for s, r in self.schedule.stages.items() for b in range(len(self.work))]
+        rows.sort(key=lambda x: (x[3], x[4], x[0]))
+        return rows
+
+    def write_timeline_csv(self, path) -> None:
+        path = Path(path)
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(("batch", "stage", "resource", "start_s", "end_s"))
+                w.writerows(self.timeline())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _half_duplex(programs: dict) -> dict:
+    """One link for both directions: its steps in batch order, H2D before D2H in a batch."""
+    link = sorted([(b, 0, i, s) for i, (s, b) in enumerate(programs.pop("h2d", []))]
+                  + [(b, 1, i, s) for i, (s, b) in enumerate(programs.pop("d2h", []))])
+    programs["h2d"] = [(s, b) for b, _, _, s in link]
+    return programs
+
+
+def _check_memory(mode: Mode, trace: Trace, hw: HardwareProfile, model: ModelConfig,
+                  capacity: int | None, ignore_capacity: bool) -> None:
+    if ignore_capacity:
+        return
+    tables = model.embedding_bytes(trace.table_rows.tolist())
+    gib = 2**30
+    hint = "or pass --ignore-capacity"
+    if mode.name == "gpu-only" and tables > hw.hbm_capacity_bytes:
+        raise CapacityError(f"the tables need {tables / gib:,.1f} GiB with their optimizer state "
+                            f"but {hw.name} has {hw.gpu_hbm_capacity_gib:g} GiB of HBM; choose a "
+                            f"mode that keeps them in host memory {hint}")
+    if mode.name != "gpu-only" and tables > hw.dram_capacity_bytes:
+        raise CapacityError(f"the tables need {tables / gib:,.1f} GiB but {hw.name} has "
+                            f"{hw.cpu_dram_capacity_gib:g} GiB of host memory {hint}")
+    if capacity is not None:
+        cache = capacity * model.row_bytes_with_state(0)
+        if cache > hw.hbm_capacity_bytes:
+            raise CapacityError(f"a cache of {capacity:,} rows needs {cache / gib:,.1f} GiB but "
+                                f"{hw.name} has {hw.gpu_hbm_capacity_gib:g} GiB of HBM; give a "
+                                f"smaller --capacity {hint}")
+
+
+def default_warmup(n: int, lookahead: int) -> int:
+    """Iterations left out of the steady state: the pipeline fill, or a tenth of the run."""
+    return min(n - 1, max(lookahead + 2, n // 10))
+
+
+def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlrm-kaggle",
+             capacity=None, lookahead: int = 4, victim: str = "lru", cache_policy: str = "lru",
+             ignore_capacity: bool = False, warmup: int | None = None,
+             replay_result: ReplayResult | None = None) -> SimulationResult:
+    """Predict the training timeline of a trace in one mode.
+
+    hardware/model: a preset name, a TOML path, or a loaded profile/config.
+    capacity: cache or scratchpad rows (or "X%" of the trace's distinct rows); needed by
+    cache, cache-prefetch and scratchpipe. lookahead/victim: the scratchpad's window and
+    victim policy. replay_result: reuse a replay already made with the same settings."""
+    trace = open_trace(trace)
+    hw = load_hardware(hardware)
+    mdl = load_model(model)
+    mdl.check_trace(trace)
+    if lookahead < 0:
+        raise OptionError(f"lookahead must be >= 0, got {lookahead}")
+    m = get_mode(mode)(lookahead=lookahead, victim=victim, cache_policy=cache_policy)
+    cap = None
+    if m.uses_cache:
+        if capacity is None:
+            raise OptionError(f"mode {mode} keeps a cache in HBM: give its --capacity (rows or "
+                              "a percentage such as 20%)")
+        cap = resolve_capacity(trace, capacity)
+    _check_memory(m, trace, hw, mdl, cap, ignore_capacity)
+    n = trace.num_batches
+    samples = np.minimum(trace.batch_size, trace.num_samples - np.arange(n) * trace.batch_size)
+    rep = replay_result if replay_result is not None else m.replay(trace, cap)
+    if rep is not None:
+        work = BatchWork(samples, rep.column("lookups"), rep.column("unique"),
+                         rep.column("misses"), rep.column("evictions"))
+    else:
+        lookups, unique = batch_counts(trace)
+        zeros = np.zeros(n, dtype=np.int64)
+        work = BatchWork(samples, lookups, unique, zeros, zeros)
+    costs = StageCosts(work, hw, mdl, trace.num_tables)
+    stages = m.stages(costs)
+    programs = m.programs(n)
+    if not hw.link_full_duplex:
+        programs = _half_duplex(programs)
+        stages = {s: ("h2d" if r == "d2h" else r, d) for s, (r, d) in stages.items()}
+    schedule = engine.run(stages, programs, m.depends)
+    h2d_bytes, d2h_bytes = (int(np.sum(x)) for x in m.traffic(costs))
+    config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
+              "capacity": cap, "lookahead": lookahead if mode == "scratchpipe" else None,
+              "victim": victim if mode == "scratchpipe" else None,
+              "cache_policy": cache_policy if mode == "cache" else None,
+              "batches": n, "batch_size": trace.batch_size,
+              "trace_seed": trace.provenance.get("seed"), "scratchsim_version": __version__}
+    hit_rate = {"gpu-only": 1.0, "hybrid": 0.0}.get(mode, rep.hit_rate if rep else None)
+    replay_summary = {}
+    if rep is not None:
+        replay_summary = {k: v for k, v in rep.to_dict().items()
+                          if k in ("policy", "capacity", "params", "hits", "misses", "evictions",
+                                   "unique", "min_capacity", "train_hit_rate")}
+    return SimulationResult(mode, config, schedule, work, h2d_bytes, d2h_bytes, hit_rate,
+                            default_warmup(n, lookahead if mode == "scratchpipe" else 1)
+                            if warmup is None else min(max(0, warmup), n - 1),
+                            replay_summary)
+
+
+__all__ = ["MODES", "SimulationResult", "get_mode", "simulate"]

@@ -1,0 +1,59 @@
+"""scratchpipe: a GPU scratchpad managed with the known future (ScratchPipe, ISCA 2022).
+
+The batches of the next W iterations are already in the data loader. Batch j is planned once
+batch j-W-1 has trained (the window of in-flight batches is j-W..j), on the CPU: its missing
+rows get slots and non-held victims. Then, each on its resource, as a pipeline:
+
+    CPU   plan j, write back the victims of j-1, collect (gather) j's missing rows
+    H2D   j's inputs and rows                D2H   j's victims
+    GPU   gather the victims of j+1, insert j's rows, train j
+
+Hazards: a victim's last use is outside the window, so its training step has finished before
+its slot is planned away, gathered and written back. A row evicted at j-1 and fetched again
+at j is collected only after j-1's write-back (the CPU issues them in that order): it is
+always read updated (this model waits rather than forwarding).
+"""
+
+from ..caches import replay
+from .mode import INPUT_BUFFERS, CachedMode
+
+
+class ScratchPipe(CachedMode):
+    name = "scratchpipe"
+
+    def replay(self, trace, capacity):
+        return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=self.lookahead,
+                      victim=self.victim, per_batch=True)
+
+    def stages(self, c):
+        return {"plan": ("cpu", c.cpu_probe()), **self.cached_stages(c)}
+
+    def programs(self, n):
+        cpu = []
+        for j in range(n):
+            cpu.append(("plan", j))
+            if j > 0:
+                cpu.append(("writeback", j - 1))
+            cpu.append(("collect", j))
+        cpu.append(("writeback", n - 1))
+        # With a lookahead, the victims of j+1 are gathered before j trains; without one,
+        # batch j is planned only after j-1 has trained, so they cannot be.
+        ahead = 1 if self.lookahead >= 1 else 0
+        gpu = [("evict", j) for j in range(ahead)]
+        for j in range(n):
+            if j + ahead < n:
+                gpu.append(("evict", j + ahead))
+            gpu += [("insert", j), ("train", j)]
+        return {"cpu": cpu, "gpu": gpu,
+                "h2d": [s for j in range(n) for s in (("input", j), ("h2d", j))],
+                "d2h": [("d2h", j) for j in range(n)]}
+
+    def depends(self, stage, b):
+        common = self.cached_depends(stage, b)
+        if common is not None:
+            return common
+        return {"plan": (("train", b - self.lookahead - 1),),
+                # Inputs are copied as soon as the batch is in the window (W >= 1), or
+                # double-buffered like every mode's (W = 0).
+                "input": (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),),
+                "evict": (("plan", b),)}.get(stage, ())
