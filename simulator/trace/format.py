@@ -445,9 +445,9 @@ class Trace:
         sample_ptr = np.minimum(np.arange(start, stop + 1, dtype=np.int64) * self.batch_size,
                                 self.num_samples) - s0
         T = self.num_tables
-        local = np.asarray(self.indices[i0:i1])
+        local = _read_rows(self.indices, i0, i1)
         if self.pooling is None:
-            lengths = np.asarray(self.lengths[s0:s1])
+            lengths = _read_rows(self.lengths, s0, s1)
             batch_ptr = np.asarray(self.batch_ptr[start:stop + 1], dtype=np.int64) - i0
         else:
             lengths = np.full((s1 - s0, T), self.pooling, dtype=np.int32)
@@ -459,9 +459,9 @@ class Trace:
             _linearize(local, lengths, self.table_offsets, ids)
         lab = dense = None
         if labels and self.labels is not None:
-            lab = np.asarray(self.labels[s0:s1])
+            lab = _read_rows(self.labels, s0, s1)
         if labels and self.dense is not None:
-            dense = np.asarray(self.dense[s0:s1])
+            dense = _read_rows(self.dense, s0, s1)
         return Chunk(start, batch_ptr, sample_ptr, ids, lengths, lab, dense)
 
     def batch(self, b: int, labels: bool = False) -> Chunk:
@@ -472,6 +472,19 @@ class Trace:
     def table_of(self, global_ids: np.ndarray) -> np.ndarray:
         """The table index of each global id."""
         return np.searchsorted(self.table_offsets, global_ids, side="right") - 1
+
+
+def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop-1 of a memory-mapped .npy, read with plain file I/O: a streamed chunk
+    becomes private memory that is freed with it, instead of mapped pages that stay counted
+    in the process's resident set long after the chunk is gone."""
+    row_items = int(np.prod(array.shape[1:], dtype=np.int64))
+    count = (stop - start) * row_items
+    out = np.fromfile(array.filename, dtype=array.dtype, count=count,
+                      offset=array.offset + start * row_items * array.dtype.itemsize)
+    if len(out) != count:
+        raise TraceFormatError(f"{array.filename} is truncated; re-create the trace")
+    return out.reshape((stop - start,) + array.shape[1:])
 
 
 def open_trace(path) -> Trace:
