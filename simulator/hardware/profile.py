@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._presets import preset_names, read_toml
 from ..errors import OptionError
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -288,23 +288,14 @@ def _free_when_idle(work: np.ndarray, seconds):
 # -- presets and files ---------------------------------------------------------------------------
 def list_hardware() -> list[str]:
     """The names of the hardware presets."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return preset_names(PRESET_DIR)
 
 
 def load_hardware(name_or_path) -> HardwareProfile:
     """A hardware profile from a preset name (see list_hardware) or a TOML file."""
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = PRESET_DIR / f"{name_or_path}.toml"
-        if not path.is_file():
-            raise OptionError(f"unknown hardware {str(name_or_path)!r}: not a file, nor one of "
-                              f"the presets {', '.join(list_hardware())}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise OptionError(f"{path}: not a valid TOML file ({e})") from None
+    data, path = read_toml(name_or_path, PRESET_DIR, "hardware")
     return HardwareProfile.from_dict(data, source=str(path))
 
 

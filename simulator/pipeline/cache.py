@@ -5,7 +5,7 @@ D2H copy, writes them back; the next iteration's gather waits for that write-bac
 evicted and fetched again is always read updated."""
 
 from ..caches import replay
-from .mode import INPUT_BUFFERS, CachedMode
+from .mode import CachedMode
 
 
 class Cache(CachedMode):
@@ -23,10 +23,3 @@ class Cache(CachedMode):
                 "cpu": [s for b in range(n) for s in (("collect", b), ("writeback", b))],
                 "h2d": [s for b in range(n) for s in (("input", b), ("h2d", b))],
                 "d2h": [("d2h", b) for b in range(n)]}
-
-    def depends(self, stage, b):
-        common = self.cached_depends(stage, b)
-        if common is not None:
-            return common
-        return {"input": (("train", b - INPUT_BUFFERS),),
-                "collect": (("lookup", b),)}.get(stage, ())

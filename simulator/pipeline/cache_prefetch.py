@@ -5,7 +5,7 @@ and LRU victims. On the GPU, per iteration: look up i+1 and gather its victims, 
 then insert i+1's rows (which have crossed PCIe during the training step)."""
 
 from ..caches import replay
-from .mode import INPUT_BUFFERS, CachedMode
+from .mode import CachedMode
 
 
 class CachePrefetch(CachedMode):
@@ -30,10 +30,3 @@ class CachePrefetch(CachedMode):
                 "cpu": [s for b in range(n) for s in (("collect", b), ("writeback", b))],
                 "h2d": [s for b in range(n) for s in (("input", b), ("h2d", b))],
                 "d2h": [("d2h", b) for b in range(n)]}
-
-    def depends(self, stage, b):
-        common = self.cached_depends(stage, b)
-        if common is not None:
-            return common
-        return {"input": (("train", b - INPUT_BUFFERS),),
-                "collect": (("lookup", b),)}.get(stage, ())

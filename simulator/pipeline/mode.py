@@ -55,6 +55,7 @@ class CachedMode(Mode):
     into HBM (insert), and the GPU trains on HBM only (train)."""
 
     uses_cache = True
+    probe = "lookup"  # the stage that finds the batch's hits, misses and victims
 
     def cached_stages(self, c: StageCosts) -> dict[str, tuple[str, np.ndarray]]:
         return {
@@ -71,13 +72,14 @@ class CachedMode(Mode):
     def traffic(self, c: StageCosts):
         return c.input_dense_bytes + c.index_bytes + c.fetch_bytes, c.evict_bytes
 
-    def cached_depends(self, stage: str, b: int) -> tuple[Step, ...] | None:
-        """Dependencies common to the cached modes (None: the mode decides)."""
+    def depends(self, stage: str, b: int) -> tuple[Step, ...]:
         return {
+            "input": (("train", b - INPUT_BUFFERS),),
+            "collect": ((self.probe, b),),
             "h2d": (("collect", b),),
             "d2h": (("evict", b),),
             "writeback": (("d2h", b),),
             # Slots are reused only once their victims have been copied out.
             "insert": (("h2d", b), ("d2h", b)),
             "train": (("insert", b), ("input", b)),
-        }.get(stage)
+        }.get(stage, ())

@@ -20,6 +20,7 @@ from .mode import INPUT_BUFFERS, CachedMode
 
 class ScratchPipe(CachedMode):
     name = "scratchpipe"
+    probe = "plan"
 
     def replay(self, trace, capacity):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=self.lookahead,
@@ -49,11 +50,8 @@ class ScratchPipe(CachedMode):
                 "d2h": [("d2h", j) for j in range(n)]}
 
     def depends(self, stage, b):
-        common = self.cached_depends(stage, b)
-        if common is not None:
-            return common
         return {"plan": (("train", b - self.lookahead - 1),),
                 # Inputs are copied as soon as the batch is in the window (W >= 1), or
                 # double-buffered like every mode's (W = 0).
                 "input": (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),),
-                "evict": (("plan", b),)}.get(stage, ())
+                "evict": (("plan", b),)}.get(stage) or super().depends(stage, b)

@@ -25,10 +25,10 @@ Cat interaction concatenates the bottom output and all pooled embeddings.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._presets import preset_names, read_toml
 from ..errors import OptionError
 from ..trace import open_trace
 
@@ -298,23 +298,14 @@ def _choice(value, choices, where: str) -> str:
 # -- presets and files ---------------------------------------------------------------------------
 def list_models() -> list[str]:
     """The names of the model presets."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return preset_names(PRESET_DIR)
 
 
 def load_model(name_or_path) -> ModelConfig:
     """A model from a preset name (see list_models) or a TOML file."""
     if isinstance(name_or_path, ModelConfig):
         return name_or_path
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = PRESET_DIR / f"{name_or_path}.toml"
-        if not path.is_file():
-            raise OptionError(f"unknown model {str(name_or_path)!r}: not a file, nor one of the "
-                              f"presets {', '.join(list_models())}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise OptionError(f"{path}: not a valid TOML file ({e})") from None
+    data, path = read_toml(name_or_path, PRESET_DIR, "model")
     return ModelConfig.from_dict(data, source=str(path))
 
 
