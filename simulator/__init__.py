@@ -4,7 +4,11 @@ The flow is one way: trace -> caches -> pipeline -> results. Every CLI command i
 into one of the names below.
 """
 
-from ._version import __version__
+from . import _numba_cache
+
+_numba_cache.configure()  # before any kernel is compiled or loaded
+
+from ._version import __version__  # noqa: E402
 from .errors import CapacityError, InputError, OptionError, SimulatorError, TraceFormatError
 from .trace import (Chunk, Table, Trace, TraceStats, TraceWriter, describe_trace, generate,
                     import_criteo, import_csv, import_dlrm_pt, import_ids, open_trace,

@@ -50,6 +50,23 @@ def batch_unique(ids, start, end, seen, stamp, out):
     return n
 
 
+@numba.njit(cache=True, inline="always")
+def record_batch(stats, b, lookups, unique, misses, evicted, occupancy, conflicts=0, held=0):
+    """Add batch b's statistics (every eviction is a write-back) into the zeroed table stats:
+    into its row b when the replay keeps per-batch rows, or into its only row when it keeps
+    totals (flows add up; held and occupancy keep their peak)."""
+    row = stats[b if stats.shape[0] > 1 else 0]
+    row[LOOKUPS] += lookups
+    row[UNIQUE] += unique
+    row[HITS] += unique - misses
+    row[MISSES] += misses
+    row[EVICTIONS] += evicted
+    row[WRITEBACKS] += evicted
+    row[CONFLICT_MISSES] += conflicts
+    row[HELD] = max(row[HELD], held)
+    row[OCCUPANCY] = max(row[OCCUPANCY], occupancy)
+
+
 @numba.njit(cache=True)
 def _count_distinct(ids, seen):
     n = 0
@@ -121,8 +138,6 @@ class Policy(ABC):
 # Above this many batches replay() keeps totals only (unless asked): per-batch rows cost 72
 # bytes a batch, which for a one-lookup-per-batch stream would outgrow the tables themselves.
 PER_BATCH_LIMIT = 1 << 20
-# Batches per chunk when only totals are kept: the reused statistics buffer stays in cache.
-_TOTALS_CHUNK_BATCHES = 1 << 16
 
 
 @dataclass
@@ -206,7 +221,7 @@ def _fold(totals: np.ndarray, rows: np.ndarray) -> None:
 def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS,
                per_batch: bool | None = None) -> ReplayResult:
     """Replay every chunk of the trace. per_batch: keep per-batch statistics (default: when
-    the trace has at most PER_BATCH_LIMIT batches); otherwise only totals, in a reused buffer."""
+    the trace has at most PER_BATCH_LIMIT batches); otherwise only totals."""
     nb = trace.num_batches
     if per_batch is None:
         per_batch = nb <= PER_BATCH_LIMIT
@@ -218,16 +233,8 @@ def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LO
         _fold(totals, stats)
     else:
         stats = None
-        per_batch_lookups = max(1, trace.num_lookups // max(nb, 1))
-        max_lookups = min(max_lookups, _TOTALS_CHUNK_BATCHES * per_batch_lookups)
-        buffer = np.zeros((0, len(STATS)), dtype=np.int64)
         for chunk in trace.chunks(max_lookups):
-            if len(buffer) < chunk.num_batches:
-                buffer = np.zeros((chunk.num_batches, len(STATS)), dtype=np.int64)
-            rows = buffer[:chunk.num_batches]
-            rows[:] = 0
-            policy.process(chunk, rows)
-            _fold(totals, rows)
+            policy.process(chunk, totals[None, :])  # one row: the kernels add into it
     return ReplayResult(policy.name, policy.capacity, policy.params(), nb, totals, stats,
                         policy.summary(), str(trace.path))
 

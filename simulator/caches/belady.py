@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from ..errors import OptionError
-from .base import EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS, Policy
+from .base import Policy, record_batch
 from ._prefetch import prefetch
 from .future import ROWS_AHEAD, NextUse
 
@@ -185,14 +185,7 @@ def _belady_chunk(ids, next_use, batch_ptr, first_batch, capacity, row_state, he
             row_state[r, USE] |= 1
             size = heap_push(heap, size, (np.int64(row_state[r, KEY]) << bits) | r)
         occupancy += misses - evict
-        row = stats[b]
-        row[LOOKUPS] = batch_ptr[b + 1] - batch_ptr[b]
-        row[UNIQUE] = n
-        row[HITS] = hits
-        row[MISSES] = misses
-        row[EVICTIONS] = evict
-        row[WRITEBACKS] = evict
-        row[OCCUPANCY] = occupancy
+        record_batch(stats, b, batch_ptr[b + 1] - batch_ptr[b], n, misses, evict, occupancy)
     state[0], state[1] = occupancy, size
     return -1, 0, heap
 

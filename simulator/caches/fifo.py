@@ -17,8 +17,7 @@ import numba
 import numpy as np
 
 from ._prefetch import prefetch
-from .base import (EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS, Policy,
-                   batch_unique)
+from .base import Policy, batch_unique, record_batch
 
 PREV, NEXT = 0, 1
 NIL = -1  # no neighbour
@@ -88,13 +87,7 @@ def _fifo_chunk(ids, batch_ptr, first_batch, capacity, links, ends, seen, state,
             if links[r, PREV] == OUT:
                 _push_front(links, r, ends)
         state[0] += misses - evicted
-        stats[b, LOOKUPS] = end - start
-        stats[b, UNIQUE] = n
-        stats[b, HITS] = n - misses
-        stats[b, MISSES] = misses
-        stats[b, EVICTIONS] = evicted
-        stats[b, WRITEBACKS] = evicted
-        stats[b, OCCUPANCY] = state[0]
+        record_batch(stats, b, end - start, n, misses, evicted, state[0])
     return -1, 0
 
 

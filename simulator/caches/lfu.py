@@ -18,8 +18,7 @@ import numba
 import numpy as np
 
 from ._prefetch import prefetch
-from .base import (EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS, Policy,
-                   batch_unique)
+from .base import Policy, batch_unique, record_batch
 
 # Columns of a heap node: counter and sequence (the key), and the row it holds.
 FREQ, SEQ, ROW = 0, 1, 2
@@ -123,13 +122,7 @@ def _lfu_chunk(ids, batch_ptr, first_batch, capacity, freq, heap, pos, seen, sta
             else:
                 state[SIZE] += 1
                 _sift_up(heap, pos, state[SIZE] - 1, freq[r], s, r)
-        stats[b, LOOKUPS] = end - start
-        stats[b, UNIQUE] = n
-        stats[b, HITS] = n - misses
-        stats[b, MISSES] = misses
-        stats[b, EVICTIONS] = evicted
-        stats[b, WRITEBACKS] = evicted
-        stats[b, OCCUPANCY] = state[SIZE]
+        record_batch(stats, b, end - start, n, misses, evicted, state[SIZE])
     return -1, 0
 
 

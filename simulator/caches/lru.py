@@ -1,71 +1,92 @@
 """LRU: evict the least recently used row.
 
-Recency is kept in a doubly linked list over row ids (arrays of size total rows: dense
-embedding row ids need no hash table). Within a batch, rows take their new recency in
-first-occurrence order whether they hit or miss, so the resident set at capacity C is
-always the C most recent rows: LRU stays a stack algorithm at batch granularity, and the
-one-pass miss-ratio curve (mrc.py) matches it at every capacity.
+Within a batch, rows take their new recency in first-occurrence order whether they hit or
+miss, so the resident set at capacity C is always the C most recent rows: LRU stays a stack
+algorithm at batch granularity, and the one-pass miss-ratio curve (mrc.py) matches it at
+every capacity.
 
-The list is the one of fifo.py: a row's two links side by side (one cache line per row), a
-previous link of OUT for a row that is not resident, int32 links when the ids fit, and the
-row of a batch a few batches ahead prefetched.
+Recency is a queue of (row, batch) uses in the order they happened, with stale entries left
+in place: every use appends, and an entry is live only while its batch is still the row's
+last use. The head's first live entry is then the least recently used row. Compared with a
+linked list this moves nothing on a hit (an append is sequential), so a lookup touches one
+word of per-row state at random (last use and residency packed together: dense embedding
+row ids need no hash table). Stale entries are compacted away when the queue fills, so it
+holds at most the resident rows plus one chunk of uses.
 """
 
 import numba
 import numpy as np
 
 from ._prefetch import prefetch
-from .base import (EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS, Policy,
-                   batch_unique)
-from .fifo import BATCHES_AHEAD, HEAD, NIL, OUT, PREV, TAIL, _push_front, _unlink
+from .base import Policy, record_batch
+
+NEVER = -1          # last use of a row never used
+ROWS_AHEAD = 16     # how far ahead to prefetch a lookup's row state
+
+
+@numba.njit(cache=True, inline="always")
+def _last_use(word):
+    return word >> 1
 
 
 @numba.njit(cache=True)
-def _lru_chunk(ids, batch_ptr, first_batch, capacity, links, ends, seen, state, uniq, stats):
-    """state[0] = occupancy. Returns (failed batch or -1, rows it needs)."""
-    batches = len(batch_ptr) - 1
-    for b in range(batches):
+def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupancy, uniq,
+               stats):
+    """state[row] = last use << 1 | resident; queue[ends[0]:ends[1]] = (row, batch) uses,
+    oldest first. Returns (failed batch or -1, rows it needs); occupancy[0] is updated."""
+    head, tail = ends[0], ends[1]
+    last = len(ids) - 1
+    for b in range(len(batch_ptr) - 1):
         stamp = first_batch + b
         start, end = batch_ptr[b], batch_ptr[b + 1]
-        if b + BATCHES_AHEAD < batches and batch_ptr[b + BATCHES_AHEAD] < len(ids):
-            prefetch(links, 2 * ids[batch_ptr[b + BATCHES_AHEAD]])  # its first row's links
-        if end - start == 1:  # a single lookup needs no deduplication
-            uniq[0] = ids[start]
-            n = 1
-        else:
-            n = batch_unique(ids, start, end, seen, stamp, uniq)
-        if n > capacity:
-            return b, n
+        n = 0
         misses = 0
-        for i in range(n):
-            if links[uniq[i], PREV] == OUT:
-                misses += 1
-        # Evict from the tail, skipping rows of this batch (they are about to be used); only
-        # a batch with hits has rows in the list to skip.
-        evict = state[0] + misses - capacity
+        for k in range(start, end):
+            prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+            r = ids[k]
+            word = state[r]
+            if _last_use(word) != stamp:  # first lookup of r in this batch
+                uniq[n] = r
+                n += 1
+                misses += 1 - (word & 1)
+                state[r] = (stamp << 1) | (word & 1)  # a use now: its queued entries go stale
+        if n > capacity:
+            ends[0], ends[1] = head, tail
+            return b, n
+        evict = occupancy[0] + misses - capacity
         evicted = 0
-        r = ends[TAIL]
         while evicted < evict:
-            p = links[r, PREV]
-            if misses == n or seen[r] != stamp:
-                _unlink(links, r, ends)
-                links[r, PREV] = OUT
+            r, used = queue[head, 0], queue[head, 1]
+            head += 1
+            word = state[r]
+            if _last_use(word) == used and word & 1:  # live: the least recent resident row
+                state[r] = word & ~1
                 evicted += 1
-            r = p
         for i in range(n):
             r = uniq[i]
-            if links[r, PREV] != OUT:
-                _unlink(links, r, ends)
-            _push_front(links, r, ends)
-        state[0] += misses - evicted
-        stats[b, LOOKUPS] = end - start
-        stats[b, UNIQUE] = n
-        stats[b, HITS] = n - misses
-        stats[b, MISSES] = misses
-        stats[b, EVICTIONS] = evicted
-        stats[b, WRITEBACKS] = evicted
-        stats[b, OCCUPANCY] = state[0]
+            state[r] |= 1
+            queue[tail, 0] = r
+            queue[tail, 1] = stamp
+            tail += 1
+        occupancy[0] += misses - evicted
+        record_batch(stats, b, end - start, n, misses, evicted, occupancy[0])
+    ends[0], ends[1] = head, tail
     return -1, 0
+
+
+@numba.njit(cache=True)
+def _compact(queue, ends, state):
+    """Move the live entries to the front, in order; returns their count."""
+    live = 0
+    for i in range(ends[0], ends[1]):
+        r, used = queue[i, 0], queue[i, 1]
+        word = state[r]
+        if _last_use(word) == used and word & 1:
+            queue[live, 0] = r
+            queue[live, 1] = used
+            live += 1
+    ends[0], ends[1] = 0, live
+    return live
 
 
 class LRU(Policy):
@@ -73,16 +94,26 @@ class LRU(Policy):
 
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
-        n = trace.total_rows
-        link_type = np.int32 if n < 2**31 else np.int64
-        self._links = np.full((n, 2), OUT, dtype=link_type)
-        self._ends = np.full(2, NIL, dtype=link_type)  # head (most recent), tail (least)
-        self._seen = np.full(n, -1, dtype=np.int64)
-        self._state = np.zeros(1, dtype=np.int64)
+        self._state = np.full(trace.total_rows, NEVER << 1, dtype=np.int64)
+        self._queue = np.empty((0, 2), dtype=np.int64)
+        self._ends = np.zeros(2, dtype=np.int64)
+        self._occupancy = np.zeros(1, dtype=np.int64)
+
+    def _make_room(self, uses: int) -> None:
+        """Room for `uses` more appends: compact stale entries, and grow when that is not
+        enough."""
+        if self._ends[1] + uses <= len(self._queue):
+            return
+        live = _compact(self._queue, self._ends, self._state)
+        if live + uses > len(self._queue):
+            grown = np.empty((max(2 * len(self._queue), live + uses), 2), dtype=np.int64)
+            grown[:live] = self._queue[:live]
+            self._queue = grown
 
     def process(self, chunk, stats):
+        self._make_room(len(chunk.ids))
         uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
-        failed, needed = _lru_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, self.capacity,
-                                    self._links, self._ends, self._seen, self._state, uniq,
-                                    stats)
+        failed, needed = _lru_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch,
+                                    self.capacity, self._state, self._queue, self._ends,
+                                    self._occupancy, uniq, stats)
         self.check_batch(failed, needed, chunk.first_batch)

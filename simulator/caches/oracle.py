@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from ..errors import CapacityError
-from .base import EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS, Policy
+from .base import Policy, record_batch
 from ._prefetch import prefetch
 from .future import ROWS_AHEAD, NextUse
 from .scratchpipe import check_lookahead
@@ -57,14 +57,7 @@ def _oracle_chunk(ids, next_use, batch_ptr, first_batch, last_batch, lookahead, 
         peak = max(peak, during)
         if 0 <= capacity < during and first_over < 0:
             first_over = batch
-        row = stats[b]
-        row[LOOKUPS] = batch_ptr[b + 1] - batch_ptr[b]
-        row[UNIQUE] = n
-        row[HITS] = hits
-        row[MISSES] = n - hits
-        row[EVICTIONS] = expiring
-        row[WRITEBACKS] = expiring
-        row[OCCUPANCY] = during
+        record_batch(stats, b, batch_ptr[b + 1] - batch_ptr[b], n, n - hits, expiring, during)
     state[0], state[1], state[2] = occupancy, peak, first_over
 
 

@@ -38,8 +38,7 @@ import numpy as np
 
 from ..errors import CapacityError, OptionError
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, open_trace
-from .base import (EVICTIONS, HELD, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, WRITEBACKS,
-                   Policy)
+from .base import Policy, record_batch
 from .belady import (KEY, USE, grow_pool, heap_pop_live, heap_push, heap_reserve, never_used,
                      new_pool, new_row_state, row_bits, row_state_dtype)
 from ._prefetch import prefetch
@@ -244,15 +243,8 @@ def _plan_chunk(ids, next_use, never, batch_ptr, first_batch, lookahead, capacit
         for i in range(m):
             row_state[missing[i], USE] |= 1
         peak_held = max(peak_held, held)
-        row = stats[b]
-        row[LOOKUPS] = batch_ptr[b + 1] - batch_ptr[b]
-        row[UNIQUE] = n
-        row[HITS] = n - m
-        row[MISSES] = m
-        row[EVICTIONS] = evictions
-        row[WRITEBACKS] = evictions
-        row[HELD] = held
-        row[OCCUPANCY] = occupancy
+        record_batch(stats, b, batch_ptr[b + 1] - batch_ptr[b], n, m, evictions, occupancy,
+                     held=held)
     state[_OCCUPANCY], state[_HELD], state[_PEAK_HELD] = occupancy, held, peak_held
     state[_POOL_HEAD], state[_POOL_TAIL], state[_UNUSED_ROWS] = head, tail, unused_rows
     return -1, 0, pool, unused

@@ -33,8 +33,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ._prefetch import prefetch
-from .base import (CONFLICT_MISSES, EVICTIONS, HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE,
-                   WRITEBACKS, Policy)
+from .base import Policy, record_batch
 
 INNER = ("lru", "lfu")
 EMPTY = -1
@@ -156,14 +155,7 @@ def _setassoc_chunk(ids, batch_ptr, first_batch, use_lfu, slot_row, slot_freq, s
             if use_lfu:
                 slot_freq[s, victim] = freq[r]
             tag[r] = (stamp << WAY_BITS) | (victim + 1)
-        stats[b, LOOKUPS] = end - start
-        stats[b, UNIQUE] = n
-        stats[b, HITS] = n - misses
-        stats[b, MISSES] = misses
-        stats[b, EVICTIONS] = evicted
-        stats[b, WRITEBACKS] = evicted
-        stats[b, CONFLICT_MISSES] = conflicts
-        stats[b, OCCUPANCY] = state[OCC]
+        record_batch(stats, b, end - start, n, misses, evicted, state[OCC], conflicts)
 
 
 class SetAssociative(Policy):

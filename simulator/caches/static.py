@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from ..errors import OptionError
-from .base import HITS, LOOKUPS, MISSES, OCCUPANCY, UNIQUE, Policy, batch_unique
+from .base import Policy, batch_unique, record_batch
 
 
 @numba.njit(cache=True)
@@ -35,11 +35,7 @@ def _static_chunk(ids, batch_ptr, first_batch, hot, hot_rows, seen, uniq, stats)
         for i in range(n):
             if hot[uniq[i]]:
                 hits += 1
-        stats[b, LOOKUPS] = end - start
-        stats[b, UNIQUE] = n
-        stats[b, HITS] = hits
-        stats[b, MISSES] = n - hits
-        stats[b, OCCUPANCY] = hot_rows
+        record_batch(stats, b, end - start, n, n - hits, 0, hot_rows)
 
 
 def hot_set(counts: np.ndarray, size: int) -> np.ndarray:
