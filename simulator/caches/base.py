@@ -127,12 +127,14 @@ class Policy(ABC):
         return {}
 
     def check_batch(self, failed_batch: int, needed: int, first_batch: int) -> None:
-        """Raise the error for a kernel's 'batch does not fit' code (failed_batch < 0: none)."""
+        """Raise the error for a kernel's 'batch does not fit' code (failed_batch < 0: none),
+        with the capacity the whole trace needs (its largest batch), found by one more pass."""
         if failed_batch >= 0:
             b = first_batch + failed_batch
+            largest = int(batch_counts(self.trace)[1].max())
             raise CapacityError(f"batch {b} touches {needed:,} distinct rows but the {self.name} "
-                                f"cache holds {self.capacity:,}; give a capacity of at least "
-                                f"{needed:,} rows")
+                                f"cache holds {self.capacity:,}; this trace needs a capacity of "
+                                f"at least {largest:,} rows (its largest batch)")
 
 
 # Above this many batches replay() keeps totals only (unless asked): per-batch rows cost 72
