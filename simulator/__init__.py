@@ -18,6 +18,9 @@ from .caches.mrc import MissRatioCurve, mrc
 from .hardware import HardwareProfile, describe_hardware_presets, list_hardware, load_hardware
 from .workload import ModelConfig, describe_model_presets, list_models, load_model
 from .pipeline import MODES, SimulationResult, simulate
+from .backend import TRAIN_MODES, calibrate, save_weights, train, validate
+from .sweep import load_results, run_sweep
+from .plots import make_figures
 from .demo import demo
 
 __all__ = [
@@ -35,5 +38,9 @@ __all__ = [
     "ModelConfig", "describe_model_presets", "list_models", "load_model",
     # timing
     "MODES", "SimulationResult", "simulate",
+    # the real backend
+    "TRAIN_MODES", "calibrate", "save_weights", "train", "validate",
+    # sweeps and figures
+    "run_sweep", "load_results", "make_figures",
     "demo",
 ]

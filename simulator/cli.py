@@ -260,6 +260,108 @@ def _add_timing_commands(sub) -> None:
     s.set_defaults(func=_cmd_simulate)
 
 
+# -- sweeps and figures ---------------------------------------------------------------------
+def _cmd_sweep(a) -> None:
+    results = sim.run_sweep(a.spec, a.output, workers=a.workers, dask=a.dask)
+    failed = int(results["error"].notna().sum())
+    print(f"{a.output}: {len(results)} points ({failed} infeasible)")
+
+
+def _cmd_figures(a) -> None:
+    for path in sim.make_figures(a.results, a.output, only=a.only.split(",") if a.only else None):
+        print(path)
+
+
+def _add_sweep_commands(sub) -> None:
+    s = sub.add_parser("sweep", help="run a design-space sweep (resumes where it stopped)")
+    s.add_argument("spec", metavar="SPEC.toml")
+    s.add_argument("-o", "--output", required=True, metavar="RESULTS.csv")
+    s.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="worker processes (default: the number of CPUs)")
+    s.add_argument("--dask", metavar="ADDRESS|local",
+                   help="run on a Dask cluster: a scheduler address, or 'local' to start one")
+    s.set_defaults(func=_cmd_sweep)
+    f = sub.add_parser("figures", help="paper-style figures (PNG and PDF) from a results file")
+    f.add_argument("results", metavar="RESULTS.csv")
+    f.add_argument("-o", "--output", required=True, metavar="DIR")
+    f.add_argument("--only", metavar="NAME,...",
+                   help="just these figures: hit_rate, breakdown, speedup, lookahead, pcie, "
+                        "batch_dim, gantt, working_set (default: all the results hold data for)")
+    f.set_defaults(func=_cmd_figures)
+
+
+# -- the real backend -------------------------------------------------------------------------
+def _cmd_train(a) -> None:
+    result = sim.train(a.trace, a.mode, device=a.device, iterations=a.iterations,
+                       capacity=a.capacity, lookahead=a.lookahead, victim=a.victim,
+                       optimizer=a.optimizer, model=a.model, lr=a.lr, seed=a.seed)
+    if a.save_weights:
+        sim.save_weights(result.weights, a.save_weights)
+    _emit(result.to_dict(), a.json, result.format())
+
+
+def _cmd_calibrate(a) -> None:
+    profile = sim.calibrate(_output_path(a.output), device=a.device, quick=a.quick)
+    _emit(profile, a.json, sim.load_hardware(a.output).describe())
+
+
+def _cmd_validate(a) -> None:
+    summary = sim.validate(_output_path(a.output), device=a.device, profile=a.profile,
+                           quick=a.quick, seed=a.seed)
+    rows = [f"{c['mode']:<15} {c['capacity']!s:>9} {c['lookahead']!s:>3} "
+            f"{c['measured_s'] * 1e3:11.3f} {c['predicted_s'] * 1e3:11.3f} "
+            f"{c['error_pct']:+8.1f}%" for c in summary["configs"]]
+    text = "\n".join([f"{'mode':<15} {'capacity':>9} {'W':>3} {'measured ms':>11} "
+                      f"{'predicted ms':>11} {'error':>9}"] + rows +
+                     [f"MAPE {summary['mape']:.1f}%, ranking "
+                      f"{'agrees' if summary['ranking_agrees'] else 'differs'}; "
+                      f"written to {a.output}"])
+    _emit(summary, a.json, text)
+
+
+def _add_backend_commands(sub) -> None:
+    t = sub.add_parser("train", help="train a DLRM-like model for real (PyTorch) in one mode")
+    t.add_argument("trace", metavar="DIR")
+    t.add_argument("--mode", required=True, choices=list(sim.TRAIN_MODES))
+    t.add_argument("--device", required=True, choices=["cpu", "cuda"])
+    t.add_argument("--iterations", type=_positive_int, metavar="N",
+                   help="train on the first N batches (default: all)")
+    t.add_argument("--capacity", metavar="N|X%",
+                   help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
+    t.add_argument("--lookahead", type=_non_negative_int, default=4, metavar="W",
+                   help="scratchpipe: batches planned ahead (default 4)")
+    t.add_argument("--victim", choices=["lru", "future"], default="lru",
+                   help="scratchpipe: victim policy (default lru)")
+    t.add_argument("--optimizer", choices=["sgd", "adagrad"], default="sgd",
+                   help="sgd, or adagrad with row-wise state for the embeddings (default sgd)")
+    t.add_argument("--model", metavar="NAME|FILE",
+                   help="a model preset or TOML file (default: a small dot-interaction model)")
+    t.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--save-weights", metavar="FILE.npz",
+                   help="write every weight, under stable names, when training ends")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    c = sub.add_parser("calibrate", help="measure this machine's hardware profile (PyTorch)")
+    c.add_argument("--device", required=True, choices=["cpu", "cuda"])
+    c.add_argument("-o", "--output", required=True, metavar="PROFILE.toml")
+    c.add_argument("--quick", action="store_true", help="smaller buffers, fewer repeats")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_calibrate)
+
+    v = sub.add_parser("validate", help="train a grid of configurations for real and compare "
+                                        "with the simulator's predictions")
+    v.add_argument("--device", required=True, choices=["cpu", "cuda"])
+    v.add_argument("--profile", required=True, metavar="NAME|FILE",
+                   help="the hardware profile the simulator predicts with")
+    v.add_argument("--quick", action="store_true", help="a smaller trace and grid")
+    v.add_argument("--seed", type=_non_negative_int, default=0)
+    v.add_argument("-o", "--output", required=True, metavar="DIR")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_cmd_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="scratchsim", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"scratchsim {sim.__version__}")
@@ -328,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_commands(sub)
     _add_min_capacity_command(sub)
     _add_timing_commands(sub)
+    _add_sweep_commands(sub)
+    _add_backend_commands(sub)
 
     demo = sub.add_parser("demo", help="the main job on generated data")
     demo.add_argument("-o", "--output", default="scratchsim-out", metavar="DIR")

@@ -4,6 +4,9 @@ Generates a Zipf trace shaped like the Criteo Kaggle tables of the `dlrm-kaggle`
 its statistics, replays it through every cache policy, and simulates every training mode on
 `h100-pcie5`, at two cache capacities. Results (with the configuration, seed and version that
 made them) go to OUTPUT/results.json, written atomically; the trace stays in OUTPUT/trace.
+Then two small sweeps over the same trace (their specs and results CSVs beside it) draw the
+hit-rate curves, the iteration-time breakdown and the pipeline Gantt chart into
+OUTPUT/figures (PNG and PDF).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .caches import POLICIES, replay
 from .caches.base import resolve_capacity
 from .errors import CapacityError
 from .pipeline import MODES, simulate
+from .plots import make_figures
+from .sweep import run_sweep
 from .trace import generate, trace_stats
 from .workload import load_model
 
@@ -29,6 +34,22 @@ ALPHA = 1.05
 LOOKAHEAD = 4
 CAPACITIES = ("10%", "25%")
 POLICY_OPTIONS = {"scratchpipe": {"lookahead": LOOKAHEAD}, "oracle": {"lookahead": LOOKAHEAD}}
+# The sweeps behind the figures: results file stem -> (spec body, figures drawn from it).
+FIGURE_SWEEPS = {
+    "sweep-policies": ("""[axes]
+policy = ["lru", "fifo", "lfu", "static", "belady"]
+capacity = ["5%", "10%", "25%", "50%"]
+""", ["hit_rate"]),
+    "sweep-modes": (f"""[axes]
+mode = {json.dumps(list(MODES))}
+
+[fixed]
+hardware = "{HARDWARE}"
+model = "{MODEL}"
+capacity = "25%"
+lookahead = {LOOKAHEAD}
+""", ["breakdown", "gantt"]),
+}
 
 
 def _replay_rows(trace, capacity: int) -> list[dict]:
@@ -111,5 +132,12 @@ def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES) -> dic
     tmp = out / f".results.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out / "results.json")
+    figures = []
+    for stem, (axes, names) in FIGURE_SWEEPS.items():
+        spec = out / f"{stem}.toml"
+        spec.write_text(f'[trace]\npath = "trace"\n\n{axes}')
+        run_sweep(spec, out / f"{stem}.csv", progress=False)
+        figures += make_figures(out / f"{stem}.csv", out / "figures", only=names)
+    print_fn(f"\nFigures: {', '.join(str(p) for p in figures if p.suffix == '.png')}")
     print_fn(f"\nResults in {out / 'results.json'} ({time.perf_counter() - t0:.0f} s)")
     return result

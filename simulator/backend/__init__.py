@@ -1,0 +1,142 @@
+"""The real backend: a DLRM-like model trained with PyTorch, on the CPU or a CUDA device, in
+each training mode of pipeline/ (one module per mode, the same names), on a trace's batches.
+
+train() returns measured per-iteration and per-stage times and, per batch, the rows fetched
+into and evicted from the device, which must equal the cache replay's misses and evictions;
+every mode's final weights must equal gpu-only's bit for bit. torch is imported here only:
+the rest of the package runs without it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OptionError
+from ..trace import open_trace
+from ..workload import ModelConfig, load_model
+
+
+def _modes():
+    from .base import Trainer
+    from .cache import Cache
+    from .cache_prefetch import CachePrefetch
+    from .gpu_only import GpuOnly
+    from .hybrid import Hybrid
+    from .scratchpipe import ScratchPipe
+    modes: dict[str, type[Trainer]] = {m.name: m for m in
+                                       (GpuOnly, Hybrid, Cache, CachePrefetch, ScratchPipe)}
+    return modes
+
+
+TRAIN_MODES = ("gpu-only", "hybrid", "cache", "cache-prefetch", "scratchpipe")
+VICTIMS = ("lru", "future")
+# The model when none is given: small enough to train on a CPU in seconds.
+DEFAULT_MODEL = {"name": "backend-small", "embedding_dim": 16, "bottom_mlp": [13, 32, 16],
+                 "top_mlp": [32, 1], "interaction": "dot", "batch_size": 1, "dtype": "fp32",
+                 "optimizer": "sgd"}
+
+
+def backend_model(trace, model=None) -> ModelConfig:
+    """The model train() uses for this trace: a preset name, a TOML file or a ModelConfig,
+    checked against the trace, or by default a small dot-interaction model."""
+    return _model_for(open_trace(trace), model)[0]
+
+
+def _model_for(trace, model) -> tuple[ModelConfig, np.ndarray, int]:
+    """The model config, each table's dim and the dense feature count for this trace."""
+    if model is None:
+        data = dict(DEFAULT_MODEL, batch_size=trace.batch_size)
+        if trace.dense_features:
+            data["bottom_mlp"] = [trace.dense_features] + data["bottom_mlp"][1:]
+        model = ModelConfig.from_dict(data, source="backend default model")
+    else:
+        model = load_model(model)
+    if model.num_tables is not None and model.num_tables != trace.num_tables:
+        raise OptionError(f"model {model.name} has {model.num_tables} tables, the trace "
+                          f"{trace.num_tables}; choose a model made for this trace")
+    dims = np.array([model.dim(t if isinstance(model.embedding_dim, tuple) else 0)
+                     for t in range(trace.num_tables)], dtype=np.int64)
+    dense = model.bottom_mlp[0]
+    if trace.dense_features and trace.dense_features != dense:
+        raise OptionError(f"the trace has {trace.dense_features} dense features, model "
+                          f"{model.name}'s bottom MLP takes {dense}; choose a matching model")
+    return model, dims, dense
+
+
+def train(trace, mode: str, device: str = "cpu", iterations: int | None = None,
+          capacity=None, lookahead: int = 4, victim: str = "lru", optimizer: str = "sgd",
+          model=None, lr: float = 0.05, seed: int = 0, overlap: bool | None = None):
+    """Train for real on the trace's first `iterations` batches (default: all) and return a
+    TrainResult. capacity: rows or 'X%' of the trace's distinct rows, for cache,
+    cache-prefetch and scratchpipe; lookahead and victim: the scratchpad's; model: a preset
+    name, a TOML file or a ModelConfig (default: a small dot-interaction model); overlap:
+    run scratchpipe's and cache-prefetch's transfers beside training (default: on CUDA)."""
+    from ..caches import resolve_capacity
+    from ..caches.scratchpipe import check_lookahead
+    from .base import DEVICES, TrainConfig, prepare_batches, torch
+    trace = open_trace(trace)
+    modes = _modes()
+    if mode not in modes:
+        raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(TRAIN_MODES)}")
+    if device not in DEVICES:
+        raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
+    if victim not in VICTIMS:
+        raise OptionError(f"victim {victim!r}: choose one of {', '.join(VICTIMS)}")
+    n = trace.num_batches if iterations is None else int(iterations)
+    if not 0 < n <= trace.num_batches:
+        raise OptionError(f"iterations must be in 1..{trace.num_batches} (the trace's "
+                          f"batches), got {iterations}")
+    cls = modes[mode]
+    if cls.uses_capacity:
+        if capacity is None:
+            raise OptionError(f"mode {mode} needs a capacity: --capacity ROWS or X%")
+        capacity = resolve_capacity(trace, capacity)
+    config = TrainConfig(mode=mode, device=device, iterations=n, capacity=capacity,
+                         lookahead=check_lookahead(lookahead), victim=victim,
+                         optimizer=optimizer, lr=float(lr), seed=int(seed),
+                         overlap=device == "cuda" if overlap is None else bool(overlap))
+    model, dims, dense = _model_for(trace, model)
+    batches = prepare_batches(trace, n, dims, dense, seed)
+    return cls(config, trace, model, batches, dims, dense).run()
+
+
+def save_weights(weights: dict[str, np.ndarray], path) -> Path:
+    """Write the weights to an .npz file atomically (a temporary name, then a rename)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise OptionError(f"{path}: the weights file must end in .npz")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **weights)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def calibrate(output, device: str = "cpu", quick: bool = False) -> dict:
+    """Measure this machine's HardwareProfile numbers and write them atomically to the TOML
+    file `output` (load_hardware reads it). Returns the profile as a dict."""
+    from .calibration import calibrate as measure, write_profile
+    profile = measure(device, quick=quick)
+    write_profile(profile, output)
+    return profile
+
+
+def validate(output, device: str = "cpu", profile="h100-pcie5", quick: bool = False,
+             seed: int = 0) -> dict:
+    """Train a grid of configurations for real, simulate them with the profile, and write
+    results.csv, predicted_vs_measured.png and summary.json to the directory `output`."""
+    from .validation import validate as run
+    return run(output, device=device, profile=profile, quick=quick, seed=seed)
+
+
+__all__ = ["TRAIN_MODES", "backend_model", "calibrate", "save_weights", "train", "validate"]

@@ -1,0 +1,371 @@
+"""What every training mode of the backend shares: the batches, the DLRM-like model, the one
+training step, the embedding update and the timers.
+
+Exactness is the point of the backend: every mode gathers a batch's unique rows (in
+first-occurrence order) into one dense [unique, width] tensor wherever they live, and hands
+it to the same train_step, which pools with the same op on local indices, computes the row
+gradients with the same op and updates with the same arithmetic. The modes differ only in
+where the rows come from and where the updated rows go, so after N iterations every mode's
+weights are bitwise equal to gpu-only's: the proof that no stale row was ever read.
+
+An embedding row is stored with its optimizer state: width = largest dim + state columns
+(sgd: none; adagrad: one row-wise accumulator, FBGEMM's exact row-wise Adagrad), so a row
+and its state move together between host and device. Tables narrower than the widest keep
+zeros in their padding columns, which no gradient ever touches.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CapacityError, OptionError
+
+OPTIMIZERS = ("sgd", "adagrad")
+DEVICES = ("cpu", "cuda")
+ADAGRAD_EPS = 1e-8
+# A row's recency key: (batch << POSITION_BITS) | position of its first occurrence in the
+# batch, the order in which both LRU and the scratchpad's FIFO age rows of one batch.
+POSITION_BITS = 32
+
+
+def import_torch():
+    """torch is optional for the rest of the package: only the backend needs it."""
+    try:
+        import torch
+    except ImportError:
+        raise OptionError("the backend needs PyTorch: pip install torch") from None
+    return torch
+
+
+torch = import_torch()
+nn = torch.nn
+F = torch.nn.functional
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (see train() in backend/__init__.py)."""
+
+    mode: str
+    device: str = "cpu"
+    iterations: int | None = None  # None: every batch of the trace
+    capacity: int | None = None  # rows of the device cache or scratchpad
+    lookahead: int = 4
+    victim: str = "lru"
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    seed: int = 0
+    overlap: bool = False  # scratchpipe, cache-prefetch: transfers beside training
+
+
+# -- batches ------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    """One mini-batch, prepared once on the host and shared by every mode.
+
+    rows: its unique global row ids in first-occurrence order (numpy int64 and a CPU tensor);
+    local: every lookup as a position in rows; offsets: the first lookup of each (sample,
+    table) bag, sample-major; row_dims: the embedding dim of each unique row's table."""
+
+    index: int
+    rows: np.ndarray
+    rows_cpu: "torch.Tensor"
+    local: "torch.Tensor"
+    offsets: "torch.Tensor"
+    row_dims: "torch.Tensor"
+    dense: "torch.Tensor"
+    labels: "torch.Tensor"
+    samples: int
+
+
+def unique_first_occurrence(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique ids in first-occurrence order, position of each id in them)."""
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return uniq[order], rank[inverse]
+
+
+def prepare_batches(trace, iterations: int, dims: np.ndarray, dense_features: int,
+                    seed: int) -> list[Batch]:
+    """The first `iterations` batches. Labels and dense features come from the trace when it
+    has them, else from a generator seeded by (seed, batch), so every mode sees the same."""
+    dim_of_table = dims.astype(np.float32)
+    batches = []
+    for b in range(iterations):
+        chunk = trace.batch(b, labels=True)
+        rows, local = unique_first_occurrence(chunk.ids)
+        lengths = chunk.lengths.astype(np.int64).ravel()
+        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        samples = chunk.lengths.shape[0]
+        rng = np.random.default_rng([seed, b])
+        if chunk.dense is not None:
+            # Criteo's counts span orders of magnitude: log1p as in facebookresearch/dlrm.
+            dense = np.log1p(np.maximum(np.asarray(chunk.dense, dtype=np.float32), 0))
+        else:
+            dense = rng.standard_normal((samples, dense_features), dtype=np.float32)
+        labels = (np.asarray(chunk.labels, dtype=np.float32) if chunk.labels is not None
+                  else (rng.random(samples) < 0.5).astype(np.float32))
+        batches.append(Batch(
+            index=b, rows=rows, rows_cpu=torch.from_numpy(rows),
+            local=torch.from_numpy(local.astype(np.int64)), offsets=torch.from_numpy(offsets),
+            row_dims=torch.from_numpy(dim_of_table[trace.table_of(rows)]),
+            dense=torch.from_numpy(np.ascontiguousarray(dense)),
+            labels=torch.from_numpy(labels), samples=samples))
+    return batches
+
+
+# -- the model ----------------------------------------------------------------------------------
+def mlp(widths, relu_last: bool) -> "nn.Sequential":
+    layers = []
+    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if relu_last or k < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class DenseModel(nn.Module):
+    """The MLPs and the interaction of DLRM; the embeddings live outside, in each mode's
+    store. Dot interaction: the pairwise dot products (without self-interaction) of the
+    bottom output and the pooled embeddings, with the bottom output; cat: concatenation."""
+
+    def __init__(self, model, dims: np.ndarray, dense_features: int):
+        super().__init__()
+        self.dims = [int(d) for d in dims]
+        self.interaction = model.interaction
+        bottom = (dense_features,) + tuple(model.bottom_mlp[1:])
+        n = len(self.dims) + 1
+        top_in = (bottom[-1] + n * (n - 1) // 2 if self.interaction == "dot"
+                  else bottom[-1] + sum(self.dims))
+        self.bottom = mlp(bottom, relu_last=True)
+        self.top = mlp((top_in,) + tuple(model.top_mlp), relu_last=False)
+        rows, cols = torch.tril_indices(n, n, offset=-1)
+        self.register_buffer("pairs", rows * n + cols, persistent=False)
+
+    def forward(self, dense, pooled):
+        """pooled: [samples, tables, largest dim]; returns one logit per sample."""
+        x = self.bottom(dense)
+        if self.interaction == "dot":
+            features = torch.cat([x.unsqueeze(1), pooled], dim=1)
+            products = torch.bmm(features, features.transpose(1, 2)).flatten(1)
+            z = torch.cat([x, products[:, self.pairs]], dim=1)
+        else:
+            z = torch.cat([x] + [pooled[:, t, :d] for t, d in enumerate(self.dims)], dim=1)
+        return self.top(z).squeeze(1)
+
+
+def update_rows(rows, grad, row_dims, optimizer: str, lr: float, dim: int):
+    """The optimizer step for a batch's rows: rows [unique, width] holding the embedding in
+    columns :dim (zero padded) and, for adagrad, the row-wise accumulator in column dim."""
+    new = rows.clone()
+    if optimizer == "sgd":
+        new[:, :dim] = rows[:, :dim] - lr * grad
+    else:
+        state = rows[:, dim] + (grad * grad).sum(dim=1) / row_dims
+        new[:, dim] = state
+        new[:, :dim] = rows[:, :dim] - lr * grad / (state.sqrt() + ADAGRAD_EPS).unsqueeze(1)
+    return new
+
+
+# -- timing -------------------------------------------------------------------------------------
+class StageTimer:
+    """Per-iteration time of each stage: perf_counter for host work and on the CPU; on CUDA,
+    device work is timed by events recorded on the current stream and read once at the end
+    (reading them earlier would synchronize). Safe to use from the host worker thread."""
+
+    def __init__(self, device, iterations: int):
+        self.cuda = device.type == "cuda"
+        self.iterations = iterations
+        self._spans: dict[str, list] = {}
+
+    def _now(self, host: bool):
+        if self.cuda and not host:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def stage(self, name: str, iteration: int, host: bool = False):
+        return _Span(self, name, iteration, host)
+
+    def seconds(self) -> dict[str, np.ndarray]:
+        if self.cuda:
+            torch.cuda.synchronize()
+        out = {}
+        for name, spans in self._spans.items():
+            column = np.zeros(self.iterations)
+            for i, start, end in spans:
+                column[i] += (end - start if isinstance(start, float)
+                              else start.elapsed_time(end) / 1e3)
+            out[name] = column
+        return out
+
+
+class _Span:
+    def __init__(self, timer, name, iteration, host):
+        self.timer, self.name, self.iteration, self.host = timer, name, iteration, host
+
+    def __enter__(self):
+        self.start = self.timer._now(self.host)
+
+    def __exit__(self, *exc):
+        self.timer._spans.setdefault(self.name, []).append(
+            (self.iteration, self.start, self.timer._now(self.host)))
+
+
+# -- the trainer --------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What a run measured: per-iteration time and loss, per-stage times, and per batch the
+    rows fetched into and evicted from the device (cache modes)."""
+
+    mode: str
+    device: str
+    config: dict
+    iteration_seconds: np.ndarray
+    stage_seconds: dict[str, np.ndarray]
+    losses: np.ndarray
+    fetched: np.ndarray
+    evicted: np.ndarray
+    weights: dict[str, np.ndarray] = field(repr=False)
+
+    def to_dict(self) -> dict:
+        steady = self.iteration_seconds[min(len(self.iteration_seconds) - 1, 2):]
+        return {"mode": self.mode, "device": self.device, "config": self.config,
+                "iterations": len(self.iteration_seconds),
+                "mean_iteration_s": float(steady.mean()),
+                "stage_mean_s": {k: float(v[min(len(v) - 1, 2):].mean())
+                                 for k, v in self.stage_seconds.items()},
+                "final_loss": float(self.losses[-1]),
+                "rows_fetched": int(self.fetched.sum()), "rows_evicted": int(self.evicted.sum()),
+                "per_iteration": {"seconds": self.iteration_seconds.tolist(),
+                                  "loss": self.losses.tolist(), "fetched": self.fetched.tolist(),
+                                  "evicted": self.evicted.tolist(),
+                                  **{f"{k}_seconds": v.tolist()
+                                     for k, v in self.stage_seconds.items()}}}
+
+    def format(self) -> str:
+        d = self.to_dict()
+        lines = [f"{self.mode} on {self.device}: {d['iterations']} iterations, "
+                 f"{d['mean_iteration_s'] * 1e3:.3f} ms per iteration (after 2 warm-up), "
+                 f"final loss {d['final_loss']:.4f}",
+                 f"rows fetched {d['rows_fetched']:,}, evicted {d['rows_evicted']:,}"]
+        lines += [f"  {name:<10} {seconds * 1e3:10.3f} ms" for name, seconds
+                  in d["stage_mean_s"].items()]
+        return "\n".join(lines)
+
+
+class Trainer(ABC):
+    """One training mode. A subclass keeps the embedding rows somewhere and implements
+    iteration(i): bring batch i's rows together, call train_step, put the new rows back;
+    host_table() returns every row, up to date, at the end."""
+
+    name: str = ""
+    uses_capacity = False
+
+    def __init__(self, config: TrainConfig, trace, model, batches: list[Batch],
+                 dims: np.ndarray, dense_features: int):
+        if config.optimizer not in OPTIMIZERS:
+            raise OptionError(f"optimizer {config.optimizer!r}: choose one of "
+                              f"{', '.join(OPTIMIZERS)}")
+        self.config = config
+        self.trace = trace
+        self.batches = batches
+        self.dims = dims
+        self.dim = int(dims.max())
+        self.width = self.dim + (1 if config.optimizer == "adagrad" else 0)
+        self.device = torch.device(config.device)
+        self.timer = StageTimer(self.device, len(batches))
+        self.fetched = np.zeros(len(batches), dtype=np.int64)
+        self.evicted = np.zeros(len(batches), dtype=np.int64)
+        self.losses = np.zeros(len(batches))
+        torch.manual_seed(config.seed)
+        self.dense_model = DenseModel(model, dims, dense_features).to(self.device)
+        opt = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adagrad
+        self.dense_optimizer = opt(self.dense_model.parameters(), lr=config.lr)
+        self.initial_table = initial_table(trace, dims, self.width, config.seed)
+
+    @abstractmethod
+    def iteration(self, i: int) -> None:
+        """Train batch i."""
+
+    @abstractmethod
+    def host_table(self):
+        """Every row with its latest value, as one [rows, width] host tensor."""
+
+    def close(self) -> None:
+        """Release what the mode started (threads, streams)."""
+
+    def train_step(self, rows, batch: Batch, i: int):
+        """Forward, backward and update for one batch whose unique rows are `rows` (on any
+        device: the pooling runs where the rows are, the MLPs on the training device).
+        Returns the updated rows, where `rows` were."""
+        emb = rows[:, :self.dim].detach().requires_grad_()
+        where = rows.device
+        pooled = F.embedding_bag(batch.local.to(where), emb, batch.offsets.to(where), mode="sum")
+        pooled = pooled.view(batch.samples, len(self.dims), self.dim).to(self.device)
+        logits = self.dense_model(batch.dense.to(self.device), pooled)
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(self.device))
+        self.dense_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.dense_optimizer.step()
+        self.losses[i] = loss.item()
+        return update_rows(rows, emb.grad, batch.row_dims.to(where), self.config.optimizer,
+                           self.config.lr, self.dim)
+
+    def run(self) -> TrainResult:
+        try:
+            for i in range(len(self.batches)):
+                with self.timer.stage("iteration", i):
+                    self.iteration(i)
+            weights = self.weights()
+        finally:
+            self.close()
+        stages = self.timer.seconds()
+        return TrainResult(self.name, str(self.device), self.describe(),
+                           stages.pop("iteration"), stages, self.losses, self.fetched,
+                           self.evicted, weights)
+
+    def describe(self) -> dict:
+        c = self.config
+        return {"mode": self.name, "device": c.device, "iterations": len(self.batches),
+                "optimizer": c.optimizer, "lr": c.lr, "seed": c.seed}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every weight under a stable name: table.<i> (and table.<i>.state for adagrad),
+        bottom.<layer>.weight/bias, top.<layer>.weight/bias (layer: index in the MLP)."""
+        table = self.host_table().cpu().numpy()
+        out = {}
+        for t, tab in enumerate(self.trace.tables):
+            block = table[tab.offset:tab.offset + tab.rows]
+            out[f"table.{t}"] = block[:, :int(self.dims[t])].copy()
+            if self.config.optimizer == "adagrad":
+                out[f"table.{t}.state"] = block[:, self.dim].copy()
+        for name, p in self.dense_model.state_dict().items():
+            out[name] = p.detach().cpu().numpy().copy()
+        return out
+
+
+def initial_table(trace, dims: np.ndarray, width: int, seed: int):
+    """Every row, on the host: table t uniform in +-sqrt(1/rows) as facebookresearch/dlrm,
+    padding and optimizer state zero."""
+    table = torch.zeros(trace.total_rows, width)
+    generator = torch.Generator().manual_seed(seed)
+    for t, tab in enumerate(trace.tables):
+        bound = float(np.sqrt(1.0 / tab.rows))
+        values = torch.rand(tab.rows, int(dims[t]), generator=generator) * (2 * bound) - bound
+        table[tab.offset:tab.offset + tab.rows, :int(dims[t])] = values
+    return table
+
+
+def check_fits(capacity: int, batch: Batch, what: str) -> None:
+    if len(batch.rows) > capacity:
+        raise CapacityError(f"a {what} of {capacity:,} rows cannot hold batch {batch.index}, "
+                            f"which uses {len(batch.rows):,} distinct rows; give a larger "
+                            "--capacity")

@@ -1,0 +1,198 @@
+"""scratchpipe: a device scratchpad managed with the known future (DESIGN.md section 1).
+
+Batch j is planned W batches ahead of its training: batches 0..W before batch 0 trains, then
+batch i+W at iteration i. Planning looks the batch's rows up in the scratchpad; each missing
+row takes a free slot or evicts a resident row that no batch of the window j-W..j uses (held
+rows are never evicted), chosen by the victim policy: 'lru', the least recent last use (ties
+by first occurrence in the batch, the order of caches/scratchpipe.py's FIFO), or 'future':
+first the rows never used again (the most recently released first, as that model's stack),
+then the furthest next use (ties: the larger row id). Then the victims are written back and
+the missing rows collected on the host, transferred and inserted, so training always hits.
+
+The two hazards: a victim's write-back must not start before the training step that last
+used it has finished, and a row fetched again while its write-back is in flight must get the
+updated value. In program order (the CPU default) both hold by construction: a victim was
+last used by batch j-W-1 at the latest, which trained at iteration j-W-1, before the planning
+of j at iteration j-W, and each write-back finishes before any later gather. Overlapped (the
+CUDA default, and available on the CPU so that the tests exercise it), Overlap below keeps
+them with events and a single in-order host worker.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..caches import min_capacity
+from ..errors import CapacityError
+from .base import POSITION_BITS, Trainer, torch
+from .slots import NOT_RESIDENT, UNEVICTABLE, SlotStore, largest, smallest
+
+
+def next_uses(trace, batches) -> list[np.ndarray]:
+    """For each prepared batch, the next batch after it that uses each of its rows (the
+    trace's batch count when none does): one backward pass over the whole trace."""
+    nearest = np.full(trace.total_rows, trace.num_batches, dtype=np.int64)
+    out = [None] * len(batches)
+    for b in range(trace.num_batches - 1, -1, -1):
+        rows = batches[b].rows if b < len(batches) else np.unique(trace.batch(b).ids)
+        if b < len(batches):
+            out[b] = nearest[rows]
+        nearest[rows] = b
+    return out
+
+
+class Overlap:
+    """Collect, transfer and insert of planned batches running beside training: a host worker
+    thread writes victims back and gathers missing rows into pinned buffers, in plan order;
+    on CUDA the copies and inserts go on their own stream, ordered against training by events.
+
+    Hazard 1 (write-back after the last use): the victims of batch j, planned at iteration
+    j-W, were last used by batch j-W-1 at the latest; their copy off the device waits for the
+    event recorded after the latest training step enqueued, which is that one's (on the CPU
+    training is synchronous, so the copy follows it). Hazard 2 (a row fetched again gets its
+    updated value): the worker runs the plans' jobs in order and each waits for its victims'
+    copy before writing them back, so every write-back lands in the host table before a later
+    gather reads it. Training batch i waits for its job and, on CUDA, for its inserts."""
+
+    def __init__(self, store, device):
+        self.store = store
+        self.cuda = device.type == "cuda"
+        self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scratchpipe-host")
+        self.jobs = {}
+        self.last_trained = None  # CUDA: the event after the latest training step
+
+    def submit(self, j: int, i: int, missing, slots, old_rows, victims) -> None:
+        """Start batch j's transfers (planned during iteration i); the directory already
+        says where its rows go."""
+        values, copied = self._copy_out(victims)
+        self.jobs[j] = self.worker.submit(self._write_back_and_fetch, i, missing, slots,
+                                          old_rows, values, copied)
+
+    def _copy_out(self, victims):
+        data = self.store.data
+        if not self.cuda:
+            return data[victims], None
+        with torch.cuda.stream(self.copy_stream):
+            if self.last_trained is not None:
+                self.copy_stream.wait_event(self.last_trained)
+            values = torch.empty((len(victims), data.shape[1]), pin_memory=True)
+            values.copy_(data[victims.to(data.device, non_blocking=True)], non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record(self.copy_stream)
+        return values, copied
+
+    def _write_back_and_fetch(self, i, missing, slots, old_rows, values, copied):
+        if copied is not None:
+            copied.synchronize()
+        if len(old_rows):
+            self.store.write_back(old_rows, values, i)
+        if not self.cuda:
+            self.store.fetch(missing, slots, i)
+            return None
+        with torch.cuda.stream(self.copy_stream):
+            self.store.fetch(missing, slots, i)
+            inserted = torch.cuda.Event()
+            inserted.record(self.copy_stream)
+        return inserted
+
+    def ready(self, i: int) -> None:
+        """Make the training of batch i wait for its rows (a worker's error surfaces here)."""
+        inserted = self.jobs.pop(i).result()
+        if inserted is not None:
+            torch.cuda.current_stream().wait_event(inserted)
+
+    def trained(self) -> None:
+        if self.cuda:
+            self.last_trained = torch.cuda.Event()
+            self.last_trained.record()
+
+    def close(self) -> None:
+        self.worker.shutdown(wait=True, cancel_futures=True)
+
+
+class ScratchPipe(Trainer):
+    name = "scratchpipe"
+    uses_capacity = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookahead = self.config.lookahead
+        self.victim = self.config.victim
+        self.store = SlotStore(self.initial_table, self.config.capacity, self.device, self.timer)
+        self.next_use = (next_uses(self.trace, self.batches) if self.victim == "future"
+                         else None)
+        self.never = self.trace.num_batches
+        self.planned = 0
+        self.overlap = Overlap(self.store, self.device) if self.config.overlap else None
+
+    def describe(self):
+        return {**super().describe(), "capacity": self.store.capacity,
+                "lookahead": self.lookahead, "victim": self.victim,
+                "overlap": bool(self.overlap)}
+
+    def iteration(self, i):
+        last = min(i + self.lookahead, len(self.batches) - 1)
+        while self.planned <= last:
+            self.plan(self.planned, i)
+            self.planned += 1
+        batch, store = self.batches[i], self.store
+        if self.overlap:
+            self.overlap.ready(i)
+        with self.timer.stage("train", i):
+            on_device = store.lookup(batch.rows_cpu).to(self.device)
+            store.data[on_device] = self.train_step(store.data[on_device], batch, i)
+        if self.overlap:
+            self.overlap.trained()
+
+    def plan(self, j: int, i: int) -> None:
+        """Plan batch j during iteration i: choose its slots, evict, fetch."""
+        batch, store = self.batches[j], self.store
+        with self.timer.stage("plan", i):
+            slots = store.lookup(batch.rows_cpu)
+            miss = slots == NOT_RESIDENT
+            missing = batch.rows_cpu[miss]
+            evict = max(0, store.occupancy + len(missing) - store.capacity)
+            recency = store.recency[:store.occupancy]
+            evictable = (recency >> POSITION_BITS) < j - self.lookahead
+            evictable[slots[~miss]] = False
+            if int(evictable.sum()) < evict:
+                self._infeasible(j)
+            victims = self.choose_victims(evictable, evict)
+        if self.overlap:
+            old_rows, slots = store.assign(missing, victims)
+            self.overlap.submit(j, i, missing, slots, old_rows, victims)
+        else:
+            store.place(missing, victims, i)
+        slots = store.lookup(batch.rows_cpu)
+        store.touch(slots, j)
+        if self.next_use is not None:
+            store.next_use[slots] = torch.from_numpy(self.next_use[j])
+        self.fetched[j], self.evicted[j] = len(missing), evict
+
+    def choose_victims(self, evictable, count: int):
+        store = self.store
+        recency = store.recency[:store.occupancy]
+        if self.victim == "lru":
+            return smallest(torch.where(evictable, recency, UNEVICTABLE), count)
+        next_use = store.next_use[:store.occupancy]
+        unused = evictable & (next_use == self.never)
+        first = min(count, int(unused.sum()))
+        victims = largest(torch.where(unused, recency, -1), first)
+        rest = evictable & ~unused
+        furthest = next_use * store.slot_of_row.shape[0] + store.row_of_slot[:store.occupancy]
+        return torch.cat([victims, largest(torch.where(rest, furthest, -1), count - first)])
+
+    def _infeasible(self, j: int):
+        needed = min_capacity(self.trace, self.lookahead)
+        raise CapacityError(
+            f"a scratchpad of {self.store.capacity:,} rows cannot hold the window of batch {j} "
+            f"(batches {max(0, j - self.lookahead)}..{j}); lookahead {self.lookahead} needs a "
+            f"capacity of at least {needed:,} rows for this trace")
+
+    def host_table(self):
+        return self.store.flush()
+
+    def close(self):
+        if self.overlap:
+            self.overlap.close()

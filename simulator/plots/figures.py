@@ -1,0 +1,322 @@
+"""Paper-style figures, drawn only from a results table (nothing is simulated again).
+
+Each plot_* function takes the results DataFrame and returns (figure, plotted data), or None
+when the results hold nothing that figure needs; the plotted data is a DataFrame of exactly
+the values drawn, so tests can compare it with the results rows.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import NullFormatter
+
+from ..hardware import load_hardware
+from .style import (DOUBLE_COLUMN, MODE_COLORS, POLICY_COLORS, RESOURCE_ORDER, SINGLE_COLUMN,
+                    STAGE_COLORS, STAGE_ORDER)
+
+# Columns that set the scene of a simulated point apart from its mode and cache settings: two
+# points with equal context values are comparable (same trace, model, hardware).
+CONTEXT = ["hardware", "model", "batch_size", "embedding_dim", "pcie_scale", "dram_scale",
+           "hbm_scale", "alpha", "trace"]
+BASELINES = ("hybrid", "cache", "cache-prefetch")
+
+
+def _feasible(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    ok = df["kind"] == kind
+    if "error" in df:
+        ok &= df["error"].isna()
+    return df[ok]
+
+
+def _varying(df: pd.DataFrame, columns) -> list[str]:
+    return [c for c in columns if c in df and df[c].nunique(dropna=True) > 1]
+
+
+def _label(row, columns, sep=", ") -> str:
+    """Names of numbers go with them (alpha 1.05, batch size 4096); names of presets are
+    recognisable alone."""
+    return sep.join(f"{c.replace('_', ' ')} {row[c]:g}" if isinstance(row[c], numbers.Number)
+                    else f"{row[c]}" for c in columns)
+
+
+def _describing(df: pd.DataFrame, columns) -> list[str]:
+    """The columns that vary and describe a point; a generated trace's hash follows its recipe
+    (batch size, alpha, model), so it names a point only for traces given by path."""
+    varying = _varying(df, columns)
+    return [c for c in varying if c != "trace"] or varying
+
+
+def _first_per(df: pd.DataFrame, keys) -> pd.DataFrame:
+    """One configuration per value of keys (a column or a tuple of them): the rows at the
+    first value (in grid order) of every other axis."""
+    keys = (keys,) if isinstance(keys, str) else keys
+    varying = [c for c in _describing(df, CONTEXT + ["capacity", "lookahead", "victim"])
+               if c not in keys and c != "trace"]
+    for c in varying:
+        df = df[(df[c] == df[c].dropna().iloc[0]) | df[c].isna()]
+    return df
+
+
+def plot_hit_rate(df: pd.DataFrame):
+    """(1) Hit rate against cache capacity, one line per policy (Belady is the bound)."""
+    rows = _feasible(df, "replay")
+    if rows.empty or rows["capacity_rows"].nunique() < 2:
+        return None
+    rows = _first_per(rows, ("capacity_rows", "capacity"))
+    data = rows[["policy", "capacity_rows", "hit_rate"]].sort_values(
+        ["policy", "capacity_rows"], kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    for policy, g in data.groupby("policy", sort=False):
+        # Belady bounds every cache that fetches on demand; a static hot set is loaded
+        # before the first batch, so it can pass it.
+        label = "belady (demand bound)" if policy == "belady" else policy
+        ax.plot(g["capacity_rows"], g["hit_rate"], marker="o", color=POLICY_COLORS[policy],
+                linestyle="--" if policy == "belady" else "-", label=label)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("cache capacity (rows)")
+    ax.set_ylabel("hit rate (fraction of distinct rows)")
+    ax.set_ylim(0, 1)
+    ax.legend(ncol=2)
+    return fig, data
+
+
+def plot_breakdown(df: pd.DataFrame):
+    """(2) Mean time of each pipeline stage per iteration, stacked, one bar per mode; the dot
+    is the iteration time (stages of pipelined modes overlap, so it can be below the stack)."""
+    rows = _feasible(df, "simulate")
+    if rows.empty:
+        return None
+    rows = _first_per(rows, "mode")
+    stages = [s for s in STAGE_ORDER if f"breakdown_{s}" in rows]
+    records = [{"mode": r["mode"], "stage": s, "seconds": r[f"breakdown_{s}"],
+                "iteration_time_s": r["iteration_time_s"]}
+               for _, r in rows.iterrows() for s in stages if pd.notna(r[f"breakdown_{s}"])]
+    data = pd.DataFrame(records)
+    modes = list(dict.fromkeys(data["mode"]))
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.6))
+    drawn = set()
+    for x, mode in enumerate(modes):
+        bottom = 0.0
+        g = data[data["mode"] == mode]
+        for _, r in g.iterrows():
+            ms = r["seconds"] * 1e3
+            ax.bar(x, ms, bottom=bottom, color=STAGE_COLORS[r["stage"]], width=0.6,
+                   label=None if r["stage"] in drawn else r["stage"], edgecolor="white",
+                   linewidth=0.3)
+            drawn.add(r["stage"])
+            bottom += ms
+        ax.plot(x, g["iteration_time_s"].iloc[0] * 1e3, "o", color="black",
+                label=None if "iteration" in drawn else "iteration time")
+        drawn.add("iteration")
+    ax.set_xticks(range(len(modes)), modes, rotation=20)
+    ax.set_ylabel("time per iteration (ms)")
+    ax.legend(ncol=4, fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return fig, data
+
+
+def _speedups(rows: pd.DataFrame) -> pd.DataFrame:
+    context = [c for c in CONTEXT if c in rows]
+    records = []
+    for _, sp in rows[rows["mode"] == "scratchpipe"].iterrows():
+        equal = rows[context].eq(sp[context]) | (rows[context].isna() & sp[context].isna())
+        same = equal.all(axis=1)
+        for base in BASELINES:
+            b = rows[same & (rows["mode"] == base)]
+            if base != "hybrid":  # cached baselines are compared at the same capacity
+                b = b[b["capacity"] == sp["capacity"]]
+            if len(b):
+                records.append({**{c: sp[c] for c in context}, "capacity": sp["capacity"],
+                                "baseline": base,
+                                "speedup": b["iteration_time_s"].iloc[0] / sp["iteration_time_s"]})
+    return pd.DataFrame(records)
+
+
+def plot_speedup(df: pd.DataFrame):
+    """(3) Speedup of scratchpipe over each baseline mode, for each model, trace or capacity."""
+    rows = _feasible(df, "simulate")
+    if rows.empty or "scratchpipe" not in set(rows["mode"]):
+        return None
+    data = _speedups(rows)
+    if data.empty:
+        return None
+    groups = _describing(data, CONTEXT + ["capacity"]) or ["model"]
+    data["group"] = [_label(r, groups, sep="\n") for _, r in data.iterrows()]
+    labels = list(dict.fromkeys(data["group"]))
+    bases = [b for b in BASELINES if b in set(data["baseline"])]
+    width = 0.8 / len(bases)
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN, 2.4))
+    for i, base in enumerate(bases):
+        g = data[data["baseline"] == base]
+        xs = [labels.index(lab) + (i - (len(bases) - 1) / 2) * width for lab in g["group"]]
+        ax.bar(xs, g["speedup"], width=width, color=MODE_COLORS[base], label=f"over {base}")
+    ax.axhline(1.0, color="black", linewidth=0.6)
+    ax.set_xticks(range(len(labels)), labels, fontsize=6)
+    ax.set_ylabel("scratchpipe speedup (x)")
+    ax.legend(ncol=len(bases), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return fig, data[["group", "baseline", "speedup"]]
+
+
+def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> None:
+    """One line per mode over x; a mode without x values (nothing of x applies) is flat."""
+    modes = sorted(set(data["mode"]), key=list(MODE_COLORS).index)
+    for mode in modes:
+        g = data[data["mode"] == mode]
+        if g[x].notna().any():
+            ax.plot(g[x], g[y] * scale, marker="o", color=MODE_COLORS[mode], label=mode)
+        else:
+            ax.axhline(g[y].iloc[0] * scale, color=MODE_COLORS[mode], linestyle="--", label=mode)
+
+
+def _data_ticks(ax, values) -> None:
+    """A log2 x axis ticked at the values swept, written out in full."""
+    ticks = sorted(set(values.dropna()))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+
+
+def plot_lookahead(df: pd.DataFrame):
+    """(4) Iteration time against scratchpipe's lookahead W (other modes do not look ahead)."""
+    rows = _feasible(df, "simulate")
+    if rows.empty or rows["lookahead"].nunique() < 2:
+        return None
+    rows = _first_per(rows, "lookahead")
+    data = rows[["mode", "lookahead", "iteration_time_s"]].sort_values(
+        ["mode", "lookahead"], kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    _mode_lines(ax, data, "lookahead", "iteration_time_s", 1e3)
+    ax.set_xlabel("lookahead W (batches)")
+    ax.set_ylabel("iteration time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=6)
+    return fig, data
+
+
+def plot_pcie(df: pd.DataFrame):
+    """(5) Iteration time against host-link bandwidth (a PCIe scale factor or hardware presets)."""
+    rows = _feasible(df, "simulate")
+    if rows.empty or (rows["pcie_scale"].nunique() < 2 and rows["hardware"].nunique() < 2):
+        return None
+    link = {h: load_hardware(h).link_h2d_gb_per_s for h in rows["hardware"].unique()}
+    rows = rows.assign(link_gb_per_s=[link[h] * s for h, s in
+                                      zip(rows["hardware"], rows["pcie_scale"])])
+    rows = _first_per(rows, ("hardware", "pcie_scale", "trace"))
+    data = rows[["mode", "link_gb_per_s", "iteration_time_s"]].sort_values(
+        ["mode", "link_gb_per_s"], kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    _mode_lines(ax, data, "link_gb_per_s", "iteration_time_s", 1e3)
+    _data_ticks(ax, data["link_gb_per_s"])
+    ax.set_xlabel("host link bandwidth, H2D (GB/s)")
+    ax.set_ylabel("iteration time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=6)
+    return fig, data
+
+
+def plot_batch_dim(df: pd.DataFrame):
+    """(6) Throughput against batch size (left) and embedding dimension (right)."""
+    rows = _feasible(df, "simulate")
+    axes_present = [c for c in ("batch_size", "embedding_dim") if rows[c].nunique() > 1]
+    if rows.empty or not axes_present:
+        return None
+    fig, axes = plt.subplots(1, len(axes_present), figsize=(DOUBLE_COLUMN if len(axes_present) > 1
+                                                          else SINGLE_COLUMN, 2.4), squeeze=False)
+    parts = []
+    for ax, key in zip(axes[0], axes_present):
+        at = _first_per(rows, key)
+        part = at[["mode", key, "throughput_samples_per_s"]].sort_values(["mode", key],
+                                                                         kind="stable")
+        others = [c for c in axes_present if c != key]
+        if others:  # say where the other axis was held
+            ax.set_title(_label(at.iloc[0], others))
+        _mode_lines(ax, part, key, "throughput_samples_per_s", 1e-6)
+        _data_ticks(ax, part[key])
+        ax.set_xlabel("batch size (samples)" if key == "batch_size"
+                      else "embedding dimension (elements)")
+        ax.set_ylabel("throughput (M samples/s)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=6)
+        parts.append(part.rename(columns={key: "value"}).assign(axis=key))
+    return fig, pd.concat(parts, ignore_index=True)[["axis", "mode", "value",
+                                                    "throughput_samples_per_s"]]
+
+
+def plot_gantt(df: pd.DataFrame):
+    """(7) The first iterations of each mode as a Gantt chart: one lane per resource."""
+    rows = _feasible(df, "simulate")
+    if rows.empty or "timeline_head" not in rows:
+        return None
+    rows = _first_per(rows, "mode").drop_duplicates("mode")
+    records = [{"mode": r["mode"], "batch": b, "stage": s, "resource": res, "start": t0,
+                "end": t1}
+               for _, r in rows.iterrows() for b, s, res, t0, t1 in json.loads(r["timeline_head"])]
+    data = pd.DataFrame(records)
+    modes = list(dict.fromkeys(data["mode"]))
+    fig, axes = plt.subplots(len(modes), 1, figsize=(DOUBLE_COLUMN, 0.9 * len(modes) + 0.6),
+                             sharex=True, squeeze=False)
+    drawn = set()
+    for ax, mode in zip(axes[:, 0], modes):
+        g = data[data["mode"] == mode]
+        lanes = [r for r in RESOURCE_ORDER if r in set(g["resource"])]
+        for _, r in g.iterrows():
+            y = lanes.index(r["resource"])
+            ax.barh(y, (r["end"] - r["start"]) * 1e3, left=r["start"] * 1e3, height=0.7,
+                    color=STAGE_COLORS[r["stage"]], edgecolor="black", linewidth=0.2,
+                    label=None if r["stage"] in drawn else r["stage"])
+            drawn.add(r["stage"])
+        ax.set_yticks(range(len(lanes)), lanes)
+        ax.invert_yaxis()
+        ax.set_ylabel(mode, rotation=0, ha="right", va="center")
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.legend(loc="upper center", ncol=min(len(drawn), 8), fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig, data
+
+
+def plot_working_set(df: pd.DataFrame):
+    """(8) Working set (distinct rows of W + 1 consecutive batches) against the lookahead W."""
+    rows = _feasible(df, "stats")
+    cols = [c for c in rows.columns if c.startswith("working_set_")]
+    if rows.empty or not cols:
+        return None
+    varying = _describing(rows, ["alpha", "batch_size", "model", "trace"])
+    records = [{"trace": _label(r, varying) or "trace", "window": int(c.rsplit("_", 1)[1]),
+                "working_set": r[c]} for _, r in rows.iterrows() for c in cols]
+    data = pd.DataFrame(records)
+    # Colour follows the first varying column, the dash pattern the second.
+    firsts = list(dict.fromkeys(rows[varying[0]])) if varying else [None]
+    seconds = list(dict.fromkeys(rows[varying[1]])) if len(varying) > 1 else [None]
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    for (_, r), (label, g) in zip(rows.iterrows(), data.groupby("trace", sort=False)):
+        i = firsts.index(r[varying[0]]) if varying else 0
+        j = seconds.index(r[varying[1]]) if len(varying) > 1 else 0
+        ax.plot(g["window"], g["working_set"], marker="o", label=label,
+                color=cmap(0.85 * i / max(1, len(firsts) - 1)),
+                linestyle=("-", "--", ":", "-.")[j % 4])
+    ax.set_xlabel("lookahead W (batches)")
+    ax.set_ylabel("working set (distinct rows)")
+    ax.set_xscale("symlog", base=2, linthresh=1)
+    ax.set_xticks(sorted(set(data["window"])), [str(w) for w in sorted(set(data["window"]))])
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=6)
+    return fig, data
+
+
+# name -> (file stem, function), in the paper's order
+FIGURES = {
+    "hit_rate": ("fig1_hit_rate", plot_hit_rate),
+    "breakdown": ("fig2_breakdown", plot_breakdown),
+    "speedup": ("fig3_speedup", plot_speedup),
+    "lookahead": ("fig4_lookahead", plot_lookahead),
+    "pcie": ("fig5_pcie", plot_pcie),
+    "batch_dim": ("fig6_batch_dim", plot_batch_dim),
+    "gantt": ("fig7_gantt", plot_gantt),
+    "working_set": ("fig8_working_set", plot_working_set),
+}

@@ -1,0 +1,35 @@
+"""One look for every figure: two-column paper sizes, and one fixed colour per policy, per
+mode and per pipeline stage, the same in every figure."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or assumed
+
+# Widths of a two-column paper, in inches.
+SINGLE_COLUMN = 3.5
+DOUBLE_COLUMN = 7.0
+
+# Colours from matplotlib's tab10/tab20 so that neighbouring series stay distinguishable.
+POLICY_COLORS = {
+    "lru": "#1f77b4", "fifo": "#ff7f0e", "lfu": "#2ca02c", "setassoc": "#9467bd",
+    "static": "#8c564b", "belady": "#7f7f7f", "scratchpipe": "#d62728", "oracle": "#e377c2",
+}
+MODE_COLORS = {
+    "gpu-only": "#7f7f7f", "hybrid": "#8c564b", "cache": "#1f77b4",
+    "cache-prefetch": "#17becf", "scratchpipe": "#d62728",
+}
+STAGE_COLORS = {
+    "input": "#c7c7c7", "plan": "#bcbd22", "lookup": "#dbdb8d", "gather": "#9467bd",
+    "collect": "#c5b0d5", "h2d": "#1f77b4", "evict": "#ff9896", "insert": "#aec7e8",
+    "train": "#2ca02c", "d2h": "#ff7f0e", "writeback": "#ffbb78", "update": "#8c564b",
+}
+# Stages bottom to top in stacked bars: the order data moves through an iteration.
+STAGE_ORDER = tuple(STAGE_COLORS)
+RESOURCE_ORDER = ("cpu", "h2d", "d2h", "gpu")
+
+RC = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 4,
+    "axes.grid": True, "grid.alpha": 0.3, "savefig.dpi": 200, "figure.dpi": 100,
+    "svg.hashsalt": "scratchsim",
+}

@@ -1,0 +1,51 @@
+"""`scratchsim calibrate` writes a profile load_hardware reads; `scratchsim validate` writes
+results.csv, the figure and summary.json for a small grid trained and simulated."""
+
+import csv
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+import simulator  # noqa: E402
+from simulator.cli import main  # noqa: E402
+
+
+def test_calibrate_writes_a_loadable_profile(tmp_path, capsys):
+    out = tmp_path / "cpu.toml"
+    assert main(["calibrate", "--device", "cpu", "--quick", "-o", str(out)]) == 0
+    assert "calibrated-cpu" in capsys.readouterr().out
+    profile = simulator.load_hardware(out)
+    for value in (profile.link_h2d_gb_per_s, profile.link_d2h_gb_per_s, profile.link_latency_us,
+                  profile.cpu_dram_gb_per_s, profile.cpu_row_latency_ns,
+                  profile.cpu_thread_gb_per_s, profile.gpu_hbm_gb_per_s,
+                  profile.gpu_launch_us, profile.gpu_matrix_tflops["fp32"]):
+        assert value > 0
+    assert 0 < profile.gpu_gather_efficiency <= 1 and 0 < profile.gpu_mlp_efficiency <= 1
+    assert [p.name for p in tmp_path.iterdir()] == ["cpu.toml"]
+
+
+def test_calibrate_refuses_a_file_that_is_not_toml(tmp_path, capsys):
+    assert main(["calibrate", "--device", "cpu", "--quick", "-o", str(tmp_path / "p.txt")]) == 2
+    assert "must end in .toml" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_writes_results_figure_and_summary(tmp_path, capsys):
+    out = tmp_path / "val"
+    assert main(["validate", "--device", "cpu", "--profile", "h100-pcie5", "--quick",
+                 "-o", str(out)]) == 0
+    assert "MAPE" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["predicted_vs_measured.png",
+                                                     "results.csv", "summary.json"]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    modes = {r["mode"] for r in rows}
+    assert modes == set(simulator.TRAIN_MODES)
+    assert all(float(r["measured_s"]) > 0 and float(r["predicted_s"]) > 0 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["device"] == "cpu" and summary["profile"] == "h100-pcie5"
+    assert len(summary["configs"]) == len(rows) and summary["mape"] >= 0
+    assert isinstance(summary["ranking_agrees"], bool)
+    assert [p.name for p in tmp_path.iterdir()] == ["val"]  # no temporary left behind

@@ -1,0 +1,141 @@
+"""The backend's exactness: every mode and optimizer ends 50 iterations with gpu-only's
+weights bit for bit (in program order and with the transfers overlapped by a host worker
+thread), and the cache modes fetch and evict, batch by batch, what the replay of the same
+policy predicts."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+import simulator  # noqa: E402
+from simulator import CapacityError, min_capacity, replay, train  # noqa: E402
+from simulator.backend import slots  # noqa: E402
+
+ITERATIONS = 50
+CACHE_ROWS = 120  # below the rows of a few consecutive batches: misses and evictions each batch
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    return simulator.generate("zipf", tmp_path_factory.mktemp("backend") / "t",
+                              table_rows=[200, 300, 50], batch_size=16, num_batches=60,
+                              seed=1, pooling="1-3", show_progress=False)
+
+
+_references = {}
+
+
+def reference(trace, optimizer):
+    if optimizer not in _references:
+        _references[optimizer] = train(trace, "gpu-only", iterations=ITERATIONS,
+                                       optimizer=optimizer)
+    return _references[optimizer]
+
+
+def assert_same_weights(result, ref):
+    assert sorted(result.weights) == sorted(ref.weights)
+    for name, value in ref.weights.items():
+        assert np.array_equal(result.weights[name], value), name
+
+
+# (mode, options, the replay that must agree: policy and its options), capacity "min"
+# being min_capacity(trace, lookahead): rows updated one iteration ago get evicted.
+CASES = {
+    "hybrid": ("hybrid", {}, None),
+    "cache-lru": ("cache", {"capacity": CACHE_ROWS}, ("lru", {})),
+    "cache-prefetch": ("cache-prefetch", {"capacity": CACHE_ROWS + 20},
+                       ("scratchpipe", {"lookahead": 1, "victim": "lru"})),
+    "scratchpipe-W0-min": ("scratchpipe", {"capacity": "min", "lookahead": 0},
+                           ("scratchpipe", {"lookahead": 0, "victim": "lru"})),
+    "scratchpipe-W2-min-lru": ("scratchpipe", {"capacity": "min", "lookahead": 2},
+                               ("scratchpipe", {"lookahead": 2, "victim": "lru"})),
+    "scratchpipe-W2-min-future": ("scratchpipe",
+                                  {"capacity": "min", "lookahead": 2, "victim": "future"},
+                                  ("scratchpipe", {"lookahead": 2, "victim": "future"})),
+    # Overlapped: a host worker thread writes back and fetches while the batch trains.
+    "cache-prefetch-overlap": ("cache-prefetch", {"capacity": CACHE_ROWS + 20, "overlap": True},
+                               ("scratchpipe", {"lookahead": 1, "victim": "lru"})),
+    "scratchpipe-W0-min-overlap": ("scratchpipe",
+                                   {"capacity": "min", "lookahead": 0, "overlap": True},
+                                   ("scratchpipe", {"lookahead": 0, "victim": "lru"})),
+    "scratchpipe-W2-min-future-overlap": ("scratchpipe", {"capacity": "min", "lookahead": 2,
+                                                          "victim": "future", "overlap": True},
+                                          ("scratchpipe", {"lookahead": 2, "victim": "future"})),
+    "scratchpipe-W3-future": ("scratchpipe",
+                              {"capacity": "180", "lookahead": 3, "victim": "future"},
+                              ("scratchpipe", {"lookahead": 3, "victim": "future"})),
+}
+
+
+def resolved(trace, options):
+    if options.get("capacity") == "min":
+        return dict(options, capacity=min_capacity(trace, lookahead=options["lookahead"]))
+    return options
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_mode_matches_gpu_only_and_replay(trace, case, optimizer):
+    mode, options, policy = CASES[case]
+    options = resolved(trace, options)
+    result = train(trace, mode, iterations=ITERATIONS, optimizer=optimizer, **options)
+    assert_same_weights(result, reference(trace, optimizer))
+    assert np.array_equal(result.losses, reference(trace, optimizer).losses)
+    if policy is None:
+        return
+    name, params = policy
+    predicted = replay(trace, name, options["capacity"], per_batch=True, **params)
+    assert np.array_equal(result.fetched, predicted.column("misses")[:ITERATIONS])
+    assert np.array_equal(result.evicted, predicted.column("evictions")[:ITERATIONS])
+    assert result.evicted.sum() > 0
+
+
+def test_minimum_scratchpad_refetches_rows_updated_the_iteration_before(trace):
+    # With no lookahead at the minimum capacity, a row used by batch i-1 can be evicted while
+    # batch i is planned and fetched again by batch i+1: its write-back must have landed.
+    options = resolved(trace, {"capacity": "min", "lookahead": 0})
+    result = train(trace, "scratchpipe", iterations=ITERATIONS, **options)
+    distinct = len(np.unique(np.concatenate([trace.batch(b).ids for b in range(ITERATIONS)])))
+    assert result.fetched.sum() > distinct  # rows came back after an eviction
+    assert_same_weights(result, reference(trace, "sgd"))
+
+
+def test_a_lost_write_back_is_caught(trace, monkeypatch):
+    # The exactness check must be able to fail: a store that forgets its write-backs hands
+    # stale rows to later fetches, and the weights then differ.
+    place = slots.SlotStore.place
+
+    def forgetful_place(store, missing, victims, i):
+        old_rows = store.row_of_slot[victims]
+        before = store.host[old_rows].clone()
+        place(store, missing, victims, i)
+        store.host[old_rows] = before
+
+    monkeypatch.setattr(slots.SlotStore, "place", forgetful_place)
+    result = train(trace, "scratchpipe", iterations=ITERATIONS,
+                   **resolved(trace, {"capacity": "min", "lookahead": 2}))
+    ref = reference(trace, "sgd")
+    assert not all(np.array_equal(result.weights[k], v) for k, v in ref.weights.items())
+
+
+def test_too_small_a_device_store_is_refused(trace):
+    need = min_capacity(trace, lookahead=2)
+    with pytest.raises(CapacityError, match=f"at least {need:,} rows"):
+        train(trace, "scratchpipe", capacity=need - 1, lookahead=2)  # every batch: the peak
+    with pytest.raises(CapacityError, match="larger --capacity"):
+        train(trace, "cache", iterations=ITERATIONS, capacity=5)
+
+
+def test_tables_of_different_dims_with_cat_interaction(trace):
+    # Narrower tables are zero padded to the widest row; the padding must never change.
+    model = simulator.ModelConfig.from_dict({
+        "name": "cat-mixed", "embedding_dim": [8, 16, 4], "bottom_mlp": [13, 16, 8],
+        "top_mlp": [16, 1], "interaction": "cat", "batch_size": 16, "dtype": "fp32",
+        "optimizer": "adagrad"})
+    options = resolved(trace, {"capacity": "min", "lookahead": 2, "victim": "future"})
+    ref = train(trace, "gpu-only", iterations=ITERATIONS, optimizer="adagrad", model=model)
+    result = train(trace, "scratchpipe", iterations=ITERATIONS, optimizer="adagrad",
+                   model=model, overlap=True, **options)
+    assert [ref.weights[f"table.{t}"].shape[1] for t in range(3)] == [8, 16, 4]
+    assert_same_weights(result, ref)

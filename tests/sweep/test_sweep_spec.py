@@ -1,0 +1,103 @@
+import pytest
+
+from simulator.errors import OptionError
+from simulator.sweep import load_spec
+
+GOOD_AXES = """
+[axes]
+policy = ["lru", "belady"]
+capacity = ["10%", 500]
+"""
+
+
+@pytest.mark.parametrize("body, key", [
+    (GOOD_AXES + "speed = [1]\n", "axes.speed"),
+    (GOOD_AXES + "\n[fixed]\nwarp = 2\n", "fixed.warp"),
+    ("[axes]\npolicy = [\"lru\", \"mru\"]\ncapacity = [100]\n", "axes.policy"),
+    ("[axes]\nmode = [\"turbo\"]\ncapacity = [100]\n", "axes.mode"),
+    ("[axes]\nmode = [\"hybrid\"]\nhardware = [\"tpu-v9\"]\n", "axes.hardware"),
+    ("[axes]\nmode = [\"hybrid\"]\nmodel = [\"gpt-5\"]\n", "axes.model"),
+    ("[axes]\npolicy = [\"lru\"]\ncapacity = []\n", "axes.capacity"),
+    ("[axes]\npolicy = [\"lru\"]\ncapacity = [-5]\n", "axes.capacity"),
+    ("[axes]\npolicy = [\"lru\"]\ncapacity = [\"lots\"]\n", "axes.capacity"),
+    ("[axes]\nmode = [\"scratchpipe\"]\ncapacity = [100]\nlookahead = [1.5]\n", "axes.lookahead"),
+    ("[axes]\nmode = [\"hybrid\"]\npcie_scale = [0]\n", "axes.pcie_scale"),
+    ("[axes]\nmode = [\"hybrid\"]\nbatch_size = [\"big\"]\n", "axes.batch_size"),
+    ("[axes]\npolicy = \"lru\"\ncapacity = [100]\n", "axes.policy"),
+    (GOOD_AXES + "\n[fixed]\nlookahead = [1, 2]\n", "fixed.lookahead"),
+    (GOOD_AXES + "\n[fixed]\ncapacity = 100\n", "fixed.capacity"),
+    (GOOD_AXES + "mode = [\"hybrid\"]\n", "policy"),
+    ("[axes]\npolicy = [\"lru\"]\n", "capacity"),
+])
+def test_each_mistake_is_one_line_naming_file_and_key(write_spec, body, key):
+    spec = write_spec(body)
+    with pytest.raises(OptionError) as e:
+        load_spec(spec)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith(f"{spec}: {key}:"), message
+
+
+@pytest.mark.parametrize("trace, key", [
+    ("[trace]\ngenerator = \"zipf\"\ntable_rows = [10]\n", "trace.batches"),
+    ("[trace]\ngenerator = \"pareto\"\ntable_rows = [10]\nbatches = 2\n", "trace.generator"),
+    ("[trace]\ngenerator = \"zipf\"\ntable_rows = [10]\nbatches = 2\nsize = 3\n", "trace.size"),
+    ("[trace]\ngenerator = \"zipf\"\ntable_rows = [0]\nbatches = 2\n", "trace.table_rows"),
+    ("[trace]\ngenerator = \"zipf\"\nlike = \"nonesuch\"\nbatches = 2\n", "trace.like"),
+    ("[trace]\npath = \"no/such/dir\"\n", "trace.path"),
+    ("", "trace"),
+])
+def test_trace_mistakes(write_spec, trace, key):
+    spec = write_spec(GOOD_AXES, trace=trace)
+    with pytest.raises(OptionError, match=f"^{spec}: {key}:"):
+        load_spec(spec)
+
+
+def test_unknown_top_level_key(write_spec, small_trace):
+    spec = write_spec(GOOD_AXES, trace="colour = 1\n" + small_trace)
+    with pytest.raises(OptionError, match=f"^{spec}: colour: unknown key"):
+        load_spec(spec)
+
+
+def test_grid_is_the_cartesian_product_with_inapplicable_keys_merged(write_spec):
+    spec = load_spec(write_spec("""
+        [axes]
+        mode = ["hybrid", "scratchpipe"]
+        lookahead = [1, 2, 4]
+        capacity = ["50%"]
+    """))
+    points = spec.points()
+    # hybrid neither looks ahead nor caches: its three lookaheads are one point
+    assert [(p.config["mode"], p.config["lookahead"]) for p in points] == [
+        ("hybrid", None), ("scratchpipe", 1), ("scratchpipe", 2), ("scratchpipe", 4)]
+    assert points[0].config["capacity"] is None
+    assert len({p.id for p in points}) == 4
+    assert [p.id for p in points] == [p.id for p in spec.points()]  # stable
+
+
+def test_batch_size_axis_makes_one_trace_per_batch_size(write_spec):
+    spec = load_spec(write_spec("""
+        [axes]
+        policy = ["lru"]
+        capacity = [900]
+        batch_size = [32, 64]
+    """))
+    recipes = [p.recipe for p in spec.points()]
+    assert [r["batch_size"] for r in recipes] == [32, 64]
+    assert len({p.config["trace"] for p in spec.points()}) == 2
+
+
+def test_a_trace_given_by_path_is_found_beside_the_spec(write_spec, tmp_path):
+    from simulator import generate
+    from simulator.sweep import run_sweep
+
+    generate("zipf", tmp_path / "mine", [500, 200], batch_size=32, num_batches=10, seed=1,
+             show_progress=False)
+    spec = write_spec("[axes]\npolicy = [\"lru\"]\ncapacity = [\"50%\"]\n",
+                      trace="[trace]\npath = \"mine\"\n")
+    results = run_sweep(spec, tmp_path / "r.csv", workers=1, progress=False)
+    assert list(results["trace"]) == ["mine"] and results["hit_rate"].notna().all()
+    bad = write_spec("[axes]\npolicy = [\"lru\"]\ncapacity = [100]\nbatch_size = [8, 16]\n",
+                     trace="[trace]\npath = \"mine\"\n", name="bad.toml")
+    with pytest.raises(OptionError, match=f"^{bad}: batch_size: changes the trace"):
+        load_spec(bad)
