@@ -353,8 +353,9 @@ def _add_backend_commands(sub) -> None:
     v = sub.add_parser("validate", help="train a grid of configurations for real and compare "
                                         "with the simulator's predictions")
     v.add_argument("--device", required=True, choices=["cpu", "cuda"])
-    v.add_argument("--profile", required=True, metavar="NAME|FILE",
-                   help="the hardware profile the simulator predicts with")
+    v.add_argument("--profile", metavar="NAME|FILE",
+                   help="the hardware profile the simulator predicts with (default: calibrate "
+                        "this machine first)")
     v.add_argument("--quick", action="store_true", help="a smaller trace and grid")
     v.add_argument("--seed", type=_non_negative_int, default=0)
     v.add_argument("-o", "--output", required=True, metavar="DIR")

@@ -131,10 +131,11 @@ def calibrate(output, device: str = "cpu", quick: bool = False) -> dict:
     return profile
 
 
-def validate(output, device: str = "cpu", profile="h100-pcie5", quick: bool = False,
+def validate(output, device: str = "cpu", profile=None, quick: bool = False,
              seed: int = 0) -> dict:
-    """Train a grid of configurations for real, simulate them with the profile, and write
-    results.csv, predicted_vs_measured.png and summary.json to the directory `output`."""
+    """Train a grid of configurations for real, simulate them with the profile (None:
+    calibrate this machine first), and write results.csv, predicted_vs_measured.png and
+    summary.json to the directory `output`."""
     from .validation import validate as run
     return run(output, device=device, profile=profile, quick=quick, seed=seed)
 

@@ -27,6 +27,7 @@ from ..pipeline import default_warmup, simulate
 from ..trace import generate
 from ..trace.format import replace_dir
 from . import backend_model, train
+from .calibration import calibrate as measure, write_profile
 
 # (tables, rows per table, batch size, batches, lookaheads): the quick grid runs in seconds.
 QUICK = (4, 2000, 128, 30, (2,))
@@ -46,14 +47,19 @@ def grid(trace, lookaheads) -> list[dict]:
     return configs
 
 
-def validate(output, device: str = "cpu", profile="h100-pcie5", quick: bool = False,
+def validate(output, device: str = "cpu", profile=None, quick: bool = False,
              seed: int = 0) -> dict:
     """Run the grid; write results.csv, predicted_vs_measured.png and summary.json into the
-    directory `output`. Returns the summary."""
-    hardware = load_hardware(profile)
+    directory `output`. profile: the hardware profile to predict with (a preset name or a
+    TOML file); None calibrates this machine first and keeps the result as profile.toml.
+    Returns the summary."""
     output = Path(output)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
+        if profile is None:
+            profile = work / "profile.toml"
+            write_profile(measure(device, quick=quick), profile)
+        hardware = load_hardware(profile)
         summary = _run_grid(work, device, hardware, quick, seed)
         replace_dir(work, output, lambda d: (d / "summary.json").is_file())
     except BaseException:
