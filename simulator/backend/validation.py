@@ -17,6 +17,7 @@ import csv
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,13 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False,
     output = Path(output)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
+        hardware = None
         if profile is None:
-            profile = work / "profile.toml"
-            write_profile(measure(device, quick=quick), profile)
-        hardware = load_hardware(profile)
+            write_profile(measure(device, quick=quick), work / "profile.toml")
+            # Recorded where it will be once the output is in place.
+            hardware = replace(load_hardware(work / "profile.toml"),
+                               source=str(output / "profile.toml"))
+        hardware = hardware or load_hardware(profile)
         summary = _run_grid(work, device, hardware, quick, seed)
         replace_dir(work, output, lambda d: (d / "summary.json").is_file())
     except BaseException:
