@@ -313,7 +313,7 @@ def _cmd_validate(a) -> None:
             f"{c['error_pct']:+8.1f}%" for c in summary["configs"]]
     text = "\n".join([f"{'mode':<15} {'capacity':>9} {'W':>3} {'measured ms':>11} "
                       f"{'predicted ms':>11} {'error':>9}"] + rows +
-                     [f"MAPE {summary['mape']:.1f}%, ranking "
+                     [f"MAPE {summary['mape']:.1%}, ranking "
                       f"{'agrees' if summary['ranking_agrees'] else 'differs'}; "
                       f"written to {a.output}"])
     _emit(summary, a.json, text)

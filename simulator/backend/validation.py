@@ -96,7 +96,7 @@ def _run_grid(work: Path, device, hardware, quick, seed) -> dict:
                "trace": {"tables": tables, "rows_per_table": rows, "batch_size": batch_size,
                          "batches": batches, "seed": seed},
                "model": model.name, "configs": results,
-               "mape": float(np.mean(np.abs(predicted - measured) / measured) * 100.0),
+               "mape": float(np.mean(np.abs(predicted - measured) / measured)),  # a fraction
                "ranking_agrees": bool(np.array_equal(np.argsort(measured, kind="stable"),
                                                      np.argsort(predicted, kind="stable")))}
     with open(work / "results.csv", "w", newline="") as f:
@@ -124,7 +124,7 @@ def _figure(results, summary, path) -> None:
     ax.set(xscale="log", yscale="log", xlabel="measured ms per iteration",
            ylabel="predicted ms per iteration",
            title=f"{summary['device']}, profile {summary['profile']}: "
-                 f"MAPE {summary['mape']:.0f}%")
+                 f"MAPE {summary['mape']:.0%}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
