@@ -11,6 +11,7 @@ import json
 import numbers
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
@@ -73,15 +74,19 @@ def plot_hit_rate(df: pd.DataFrame):
     for policy, g in data.groupby("policy", sort=False):
         # Belady bounds every cache that fetches on demand; a static hot set is loaded
         # before the first batch, so it can pass it.
-        label = "belady (demand bound)" if policy == "belady" else policy
+        label = "belady (bound)" if policy == "belady" else policy
         ax.plot(g["capacity_rows"], g["hit_rate"], marker="o", color=POLICY_COLORS[policy],
                 linestyle="--" if policy == "belady" else "-", label=label)
+    if "lru_curve" in rows and rows["lru_curve"].notna().any():
+        curve = np.array(json.loads(rows["lru_curve"].dropna().iloc[0]))
+        ax.plot(curve[:, 0], curve[:, 1], color=POLICY_COLORS["lru"], linewidth=0.8,
+                alpha=0.6, label="lru (one pass)")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("cache capacity (rows)")
     ax.set_ylabel("hit rate (fraction of distinct rows)")
     ax.set_ylim(0, 1)
-    ax.legend(ncol=2)
+    ax.legend(ncol=2, loc="lower right")
     return fig, data
 
 

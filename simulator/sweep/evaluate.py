@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 from ..caches import replay
+from ..caches.mrc import mrc
 from ..errors import CapacityError
 from ..hardware import load_hardware
 from ..pipeline import simulate
@@ -46,10 +47,20 @@ def _replay_metrics(d: dict) -> dict:
     return out
 
 
+def _lru_curve(trace) -> str:
+    """The one-pass LRU hit rate at log-spaced capacities, as JSON [[capacity, hit rate], ...]
+    (for figure 1, beside the replayed points)."""
+    curve = mrc(trace)
+    return json.dumps([[int(c), 1.0 - curve.miss_ratio(c)] for c in curve.capacities()])
+
+
 def _evaluate_replay(point: dict, trace) -> dict:
     options = {k: point[k] for k in POLICY_OPTIONS.get(point["policy"], ())}
-    return _replay_metrics(replay(trace, policy=point["policy"], capacity=point["capacity"],
-                                  **options).to_dict())
+    out = _replay_metrics(replay(trace, policy=point["policy"], capacity=point["capacity"],
+                                 **options).to_dict())
+    if point["policy"] == "lru":
+        out["lru_curve"] = _lru_curve(trace)
+    return out
 
 
 def _evaluate_simulate(point: dict, trace) -> dict:
