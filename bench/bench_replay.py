@@ -16,13 +16,13 @@ compares speed only.
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import libcachesim
 import numpy as np
 
 import simulator as sim
+from _timing import best_time
 
 STREAM_ROWS = 1_000_000
 STREAM_CAPACITY = 100_000
@@ -32,20 +32,11 @@ TABLES, ROWS_PER_TABLE, BATCH_SIZE = 26, 1_000_000, 4096
 BATCHED_LOOKUPS, QUICK_BATCHED_LOOKUPS = 20_000_000, 2_000_000
 SETASSOC_CAPACITY, SETASSOC_WAYS = 1 << 21, 32
 POLICIES = (("lru", "LRU"), ("fifo", "FIFO"), ("lfu", "LFU"))
-REPEATS = 3
 # libCacheSim's oracleGeneral record: time, object id, size, next access (-1: unknown).
 ORACLE_GENERAL = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"),
                            ("next_access", "<i8")])
 
 
-def _best_time(fn, *args, **kwargs) -> float:
-    """The fastest of a few runs: the machine is shared, and slower runs measure the others."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _libcachesim_run(policy: str, path: Path, capacity: int) -> float:
@@ -83,8 +74,8 @@ def _stream_rows(workdir: Path, lookups: int) -> list[tuple[str, float, str]]:
         if ours != "lfu" and ours_misses != round(their_ratio * n):
             raise AssertionError(f"{ours}: {ours_misses} misses, libCacheSim "
                                  f"{round(their_ratio * n)}")
-        ours_s = _best_time(sim.replay, trace, ours, STREAM_CAPACITY)
-        theirs_s = _best_time(_libcachesim_run, theirs, lcs_path, STREAM_CAPACITY)
+        ours_s = best_time(sim.replay, trace, ours, STREAM_CAPACITY)
+        theirs_s = best_time(_libcachesim_run, theirs, lcs_path, STREAM_CAPACITY)
         rows += [(f"replay: {ours} ({shape})", n / ours_s, "lookups/s"),
                  (f"replay: libCacheSim {theirs} ({shape})", n / theirs_s, "lookups/s"),
                  (f"replay: {ours} speed / libCacheSim {theirs} speed", theirs_s / ours_s, "x")]
@@ -100,7 +91,7 @@ def _setassoc_rows(workdir: Path, lookups: int) -> list[tuple[str, float, str]]:
     shape = f"{TABLES}x{ROWS_PER_TABLE // 1_000_000}M rows, {n / 1e6:.0f}M lookups"
     rows = []
     for inner in ("lru", "lfu"):
-        seconds = _best_time(sim.replay, trace, "setassoc", SETASSOC_CAPACITY,
+        seconds = best_time(sim.replay, trace, "setassoc", SETASSOC_CAPACITY,
                              ways=SETASSOC_WAYS, inner=inner)
         rows.append((f"replay: setassoc/{inner} ({shape})", n / seconds, "lookups/s"))
     return rows

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import simulator as sim
+from _timing import best_time
 
 TABLES = 26
 ROWS_PER_TABLE = 1_000_000
@@ -34,7 +35,6 @@ BATCH_SIZE = 4096
 LOOKAHEAD = 4
 SPEED_LOOKUPS, QUICK_SPEED_LOOKUPS = 20_000_000, 2_000_000
 LARGE_LOOKUPS, QUICK_LARGE_LOOKUPS = 500_000_000, 20_000_000
-REPEATS = 3
 ANONYMOUS_SAMPLE_S = 0.01
 # (label, policy, options) of the replays timed.
 REPLAYS = [
@@ -51,13 +51,6 @@ def _generate(path: Path, lookups: int):
                         num_batches=batches, seed=1, alpha=1.05, show_progress=False)
 
 
-def _best_time(fn) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _warm_up(workdir: Path) -> None:
@@ -82,13 +75,13 @@ def _speed(workdir: Path, quick: bool) -> list[tuple[str, float, str]]:
         n = trace.num_lookups
         shape = f"{TABLES}x1M rows, batch {BATCH_SIZE}, {n / 1e6:.0f}M lookups"
         rows = []
-        seconds = _best_time(lambda: sim.min_capacity(trace, LOOKAHEAD))
+        seconds = best_time(lambda: sim.min_capacity(trace, LOOKAHEAD))
         capacity = 2 * sim.min_capacity(trace, LOOKAHEAD)
         rows.append((f"scratchpipe: min_capacity W={LOOKAHEAD} ({shape})", n / seconds,
                      "lookups/s"))
         for label, policy, options in REPLAYS:
             opts = _replay_options(options, workdir)
-            seconds = _best_time(lambda: sim.replay(trace, policy, capacity=capacity, **opts))
+            seconds = best_time(lambda: sim.replay(trace, policy, capacity=capacity, **opts))
             rows.append((f"scratchpipe: replay {label} at 2x min capacity ({shape})",
                          n / seconds, "lookups/s"))
     finally:

@@ -7,27 +7,18 @@ pass pays, so the ratio shows what the statistics themselves cost.
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import simulator as sim
+from _timing import best_time
 
 TABLES = 26
 ROWS_PER_TABLE = 1_000_000
 BATCH_SIZE = 4096
 FULL_LOOKUPS = 100_000_000
 QUICK_LOOKUPS = 5_000_000
-REPEATS = 3
 
 
-def _best_time(fn) -> float:
-    """The fastest of a few runs: the machine is shared, and slower runs measure the others."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _read_all(trace) -> None:
@@ -47,8 +38,8 @@ def run(workdir: Path, quick: bool = False) -> list[tuple[str, float, str]]:
     try:
         trace = sim.generate("zipf", path, [ROWS_PER_TABLE] * TABLES, batch_size=BATCH_SIZE,
                              num_batches=batches, seed=1, alpha=1.05, show_progress=False)
-        read_s = _best_time(lambda: _read_all(trace))
-        stats_s = _best_time(lambda: sim.trace_stats(trace))
+        read_s = best_time(lambda: _read_all(trace))
+        stats_s = best_time(lambda: sim.trace_stats(trace))
         n = trace.num_lookups
     finally:
         shutil.rmtree(path, ignore_errors=True)

@@ -254,7 +254,7 @@ def batch_counts(trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS):
     unique = np.zeros(trace.num_batches, dtype=np.int64)
     seen = np.full(trace.total_rows, -1, dtype=np.int64)
     for c in trace.chunks(max_lookups):
-        uniq = np.empty(int(np.diff(c.batch_ptr).max(initial=0)), dtype=np.int64)
         sl = slice(c.first_batch, c.first_batch + c.num_batches)
-        _batch_counts_chunk(c.ids, c.batch_ptr, c.first_batch, seen, uniq, lookups[sl], unique[sl])
+        _batch_counts_chunk(c.ids, c.batch_ptr, c.first_batch, seen, c.batch_buffer(), lookups[sl],
+                            unique[sl])
     return lookups, unique

@@ -205,7 +205,7 @@ class Belady(Policy):
         self._next_use = NextUse(trace, tmp_dir=tmp_dir)
 
     def process(self, chunk, stats):
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         failed, needed, self._heap = _belady_chunk(
             chunk.ids, self._next_use.for_chunk(chunk), chunk.batch_ptr, chunk.first_batch,
             self.capacity, self._row_state, self._heap, self._bits, self._state, uniq, stats)

@@ -104,7 +104,7 @@ class FIFO(Policy):
         self._state = np.zeros(1, dtype=np.int64)
 
     def process(self, chunk, stats):
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         failed, needed = _fifo_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch,
                                      self.capacity, self._links, self._ends, self._seen,
                                      self._state, uniq, stats)

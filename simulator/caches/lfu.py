@@ -139,7 +139,7 @@ class LFU(Policy):
         self._state = np.zeros(2, dtype=np.int64)
 
     def process(self, chunk, stats):
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         failed, needed = _lfu_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, self.capacity,
                                     self._freq, self._heap, self._pos, self._seen, self._state,
                                     uniq, stats)

@@ -112,7 +112,7 @@ class LRU(Policy):
 
     def process(self, chunk, stats):
         self._make_room(len(chunk.ids))
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         failed, needed = _lru_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch,
                                     self.capacity, self._state, self._queue, self._ends,
                                     self._occupancy, uniq, stats)

@@ -209,7 +209,7 @@ def mrc(trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS) -> MissRatioCurve:
     row_at = np.empty(MIN_LINE, dtype=np.int64)
     tree = np.zeros(MIN_LINE + 1, dtype=np.int64)
     for chunk in trace.chunks(max_lookups):
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         b = 0
         while (b := _mrc_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, b, recency,
                                row_at, tree, seen, uniq, hist, state)) >= 0:

@@ -77,6 +77,6 @@ class Static(Policy):
         return {"hot_rows": self.hot_rows}
 
     def process(self, chunk, stats):
-        uniq = np.empty(int(np.diff(chunk.batch_ptr).max(initial=0)), dtype=np.int64)
+        uniq = chunk.batch_buffer()
         _static_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, self._hot, self.hot_rows,
                       self._seen, uniq, stats)

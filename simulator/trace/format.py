@@ -69,6 +69,10 @@ class Chunk:
     def num_batches(self) -> int:
         return len(self.batch_ptr) - 1
 
+    def batch_buffer(self) -> np.ndarray:
+        """Room for the distinct rows of the chunk's largest batch."""
+        return np.empty(int(np.diff(self.batch_ptr).max(initial=0)), dtype=np.int64)
+
     def batch_ids(self, i: int) -> np.ndarray:
         return self.ids[self.batch_ptr[i]:self.batch_ptr[i + 1]]
 
