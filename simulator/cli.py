@@ -135,7 +135,8 @@ def _format_value(value) -> str:
 def _cmd_replay(a) -> None:
     params = {name: getattr(a, name) for name in _POLICY_OPTIONS if getattr(a, name) is not None}
     per_batch = _output_path(a.per_batch) if a.per_batch else None
-    result = sim.replay(a.trace, policy=a.policy, capacity=a.capacity, **params)
+    result = sim.replay(a.trace, policy=a.policy, capacity=a.capacity,
+                        per_batch=True if per_batch else None, **params)
     if per_batch:
         result.write_per_batch_csv(per_batch)
     d = result.to_dict()

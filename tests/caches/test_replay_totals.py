@@ -33,3 +33,15 @@ def test_per_batch_columns_need_per_batch_rows(trace):
         r.column("misses")
     assert np.array_equal(replay(trace, policy="lru", capacity=100).per_batch_misses,
                           replay(trace, policy="lru", capacity=100, per_batch=True).column("misses"))
+
+
+def test_cli_per_batch_file_forces_per_batch_rows(trace, tmp_path, monkeypatch, capsys):
+    import simulator.caches.base as base
+    from simulator.cli import main
+
+    monkeypatch.setattr(base, "PER_BATCH_LIMIT", 10)  # the trace has 120 batches
+    assert replay(trace, policy="lru", capacity=100).stats is None
+    code = main(["replay", str(trace.path), "--policy", "lru", "--capacity", "100",
+                 "--per-batch", str(tmp_path / "pb.csv")])
+    assert code == 0, capsys.readouterr().err
+    assert len((tmp_path / "pb.csv").read_text().splitlines()) == 1 + 120
