@@ -21,6 +21,7 @@ from .lru import _word_type
 
 NEVER = -1          # last use of a row never used
 ROWS_AHEAD = 16     # how far ahead to prefetch a lookup's row state
+VICTIMS_AHEAD = 8   # and a coming victim's
 
 
 @numba.njit(cache=True)
@@ -52,6 +53,8 @@ def _fifo_chunk(ids, batch_ptr, first_batch, capacity, state, ring, ends, uniq, 
         evicted = 0
         kept = 0
         while evicted < evict:
+            # The coming victims are read in ring order: fetch their state early.
+            prefetch(state, ring[(head + VICTIMS_AHEAD) % size])
             r = ring[head]
             head = head + 1 if head + 1 < size else 0
             count -= 1
@@ -86,7 +89,7 @@ class FIFO(Policy):
         word = _word_type(trace)
         self._state = np.full(trace.total_rows, NEVER << 1, dtype=word)
         # Never more resident rows than the cache holds, or than the trace has.
-        self._ring = np.empty(max(1, min(capacity, trace.total_rows)), dtype=word)
+        self._ring = np.zeros(max(1, min(capacity, trace.total_rows)), dtype=word)
         self._ends = np.zeros(2, dtype=np.int64)  # head, count
 
     def process(self, chunk, stats):

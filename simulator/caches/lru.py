@@ -22,6 +22,7 @@ from .base import Policy, record_batch
 
 NEVER = -1          # last use of a row never used
 ROWS_AHEAD = 16     # how far ahead to prefetch a lookup's row state
+VICTIMS_AHEAD = 8   # and a coming victim's
 
 
 @numba.njit(cache=True, inline="always")
@@ -56,6 +57,8 @@ def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupa
         evict = occupancy[0] + misses - capacity
         evicted = 0
         while evicted < evict:
+            # The coming victims are read in queue order: fetch their state early.
+            prefetch(state, queue[min(head + VICTIMS_AHEAD, tail - 1), 0])
             r, used = queue[head, 0], queue[head, 1]
             head += 1
             word = state[r]

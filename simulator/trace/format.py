@@ -55,19 +55,29 @@ class Chunk:
 
     ids are global row ids in sample-major order; batch i of the chunk is
     ids[batch_ptr[i]:batch_ptr[i + 1]] and samples sample_ptr[i]:sample_ptr[i + 1].
+    bag_lengths is None when every bag holds `pooling` ids (lengths makes the array).
     """
 
     first_batch: int
     batch_ptr: np.ndarray
     sample_ptr: np.ndarray
     ids: np.ndarray
-    lengths: np.ndarray
     labels: np.ndarray | None
     dense: np.ndarray | None
+    num_tables: int
+    pooling: int | None
+    bag_lengths: np.ndarray | None
 
     @property
     def num_batches(self) -> int:
         return len(self.batch_ptr) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(samples, tables) bag sizes."""
+        if self.bag_lengths is not None:
+            return self.bag_lengths
+        return np.full((int(self.sample_ptr[-1]), self.num_tables), self.pooling, dtype=np.int32)
 
     def batch_buffer(self) -> np.ndarray:
         """Room for the distinct rows of the chunk's largest batch."""
@@ -85,6 +95,20 @@ def _linearize(local_ids, lengths, offsets, out):
         for t in range(lengths.shape[1]):
             off = offsets[t]
             for _ in range(lengths[s, t]):
+                out[k] = local_ids[k] + off
+                k += 1
+
+
+@numba.njit(cache=True)
+def _linearize_fixed(local_ids, tables, pooling, offsets, out):
+    """_linearize when every bag holds `pooling` ids: lookup k is in table (k // pooling) %
+    tables."""
+    k = 0
+    n = len(local_ids)
+    while k < n:
+        for t in range(tables):
+            off = offsets[t]
+            for _ in range(pooling):
                 out[k] = local_ids[k] + off
                 k += 1
 
@@ -446,27 +470,32 @@ class Trace:
         """Batches start..stop-1 as one chunk."""
         s0, s1 = self.sample_start(start), self.sample_start(stop)
         i0, i1 = self.lookup_start(start), self.lookup_start(stop)
-        sample_ptr = np.minimum(np.arange(start, stop + 1, dtype=np.int64) * self.batch_size,
-                                self.num_samples) - s0
+        sample_ptr = np.arange(0, (stop - start) * self.batch_size + 1, self.batch_size,
+                               dtype=np.int64)
+        sample_ptr[-1] = s1 - s0  # the trace's last batch may be short
         T = self.num_tables
         local = _read_rows(self.indices, i0, i1)
+        lengths = None
         if self.pooling is None:
             lengths = _read_rows(self.lengths, s0, s1)
             batch_ptr = np.asarray(self.batch_ptr[start:stop + 1], dtype=np.int64) - i0
         else:
-            lengths = np.full((s1 - s0, T), self.pooling, dtype=np.int32)
-            batch_ptr = sample_ptr * (T * self.pooling)
+            per_sample = T * self.pooling
+            batch_ptr = sample_ptr if per_sample == 1 else sample_ptr * per_sample
         if T == 1:
             ids = local.astype(np.int64)
         else:
             ids = np.empty(len(local), dtype=np.int64)
-            _linearize(local, lengths, self.table_offsets, ids)
+            if lengths is None:
+                _linearize_fixed(local, T, self.pooling, self.table_offsets, ids)
+            else:
+                _linearize(local, lengths, self.table_offsets, ids)
         lab = dense = None
         if labels and self.labels is not None:
             lab = _read_rows(self.labels, s0, s1)
         if labels and self.dense is not None:
             dense = _read_rows(self.dense, s0, s1)
-        return Chunk(start, batch_ptr, sample_ptr, ids, lengths, lab, dense)
+        return Chunk(start, batch_ptr, sample_ptr, ids, lab, dense, T, self.pooling, lengths)
 
     def batch(self, b: int, labels: bool = False) -> Chunk:
         if not 0 <= b < self.num_batches:
