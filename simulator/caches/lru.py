@@ -81,7 +81,9 @@ def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupa
 def _compact(queue, ends, state):
     """Move the live entries to the front, in order; returns their count."""
     live = 0
+    last = ends[1] - 1
     for i in range(ends[0], ends[1]):
+        prefetch(state, queue[min(i + VICTIMS_AHEAD, last), 0])
         r, used = queue[i, 0], queue[i, 1]
         word = state[r]
         if _last_use(word) == used and word & 1:
