@@ -17,11 +17,8 @@ import numpy as np
 
 from ._prefetch import prefetch
 from .base import Policy, record_batch
-from .lru import _word_type
+from .lru import NEVER, VICTIMS_AHEAD, _word_type, take_batch
 
-NEVER = -1          # last use of a row never used
-ROWS_AHEAD = 16     # how far ahead to prefetch a lookup's row state
-VICTIMS_AHEAD = 8   # and a coming victim's
 
 
 @numba.njit(cache=True)
@@ -35,17 +32,7 @@ def _fifo_chunk(ids, batch_ptr, first_batch, capacity, state, ring, ends, uniq, 
     for b in range(len(batch_ptr) - 1):
         stamp = first_batch + b
         start, end = batch_ptr[b], batch_ptr[b + 1]
-        n = 0
-        misses = 0
-        for k in range(start, end):
-            prefetch(state, ids[min(k + ROWS_AHEAD, last)])
-            r = ids[k]
-            word = state[r]
-            if word >> 1 != stamp:  # first lookup of r in this batch
-                uniq[n] = r
-                n += 1
-                misses += 1 - (word & 1)
-                state[r] = (stamp << 1) | (word & 1)
+        n, misses = take_batch(ids, start, end, last, state, stamp, uniq)
         if n > capacity:
             ends[0], ends[1] = head, count
             return b, n

@@ -30,6 +30,25 @@ def _last_use(word):
     return word >> 1
 
 
+@numba.njit(cache=True, inline="always")
+def take_batch(ids, start, end, last, state, stamp, uniq):
+    """Mark the rows of ids[start:end] used by batch `stamp` in their packed state words
+    (last use << 1 | resident) and list the distinct ones in uniq, in first-occurrence order.
+    Returns (distinct rows, how many of them are not resident)."""
+    n = 0
+    misses = 0
+    for k in range(start, end):
+        prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+        r = ids[k]
+        word = state[r]
+        if _last_use(word) != stamp:  # first lookup of r in this batch
+            uniq[n] = r
+            n += 1
+            misses += 1 - (word & 1)
+            state[r] = (stamp << 1) | (word & 1)  # a use now: queued entries of r go stale
+    return n, misses
+
+
 @numba.njit(cache=True)
 def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupancy, uniq,
                stats):
@@ -40,17 +59,7 @@ def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupa
     for b in range(len(batch_ptr) - 1):
         stamp = first_batch + b
         start, end = batch_ptr[b], batch_ptr[b + 1]
-        n = 0
-        misses = 0
-        for k in range(start, end):
-            prefetch(state, ids[min(k + ROWS_AHEAD, last)])
-            r = ids[k]
-            word = state[r]
-            if _last_use(word) != stamp:  # first lookup of r in this batch
-                uniq[n] = r
-                n += 1
-                misses += 1 - (word & 1)
-                state[r] = (stamp << 1) | (word & 1)  # a use now: its queued entries go stale
+        n, misses = take_batch(ids, start, end, last, state, stamp, uniq)
         if n > capacity:
             ends[0], ends[1] = head, tail
             return b, n
