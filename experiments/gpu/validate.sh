@@ -2,8 +2,9 @@
 # Calibrate and validate scratchsim on a lent GPU (H100 or H200); everything goes to $OUT.
 #
 #   OUT=/path/to/results bash experiments/gpu/validate.sh      # from anywhere; ~5 minutes
+#   (then: tar -xzf validation.tar.gz -C experiments/validation/<gpu-name>)
 #
-# The machine's python has torch, numba, numpy and matplotlib but no network and no simpy:
+# The machine's python3 has torch, numba, numpy and matplotlib but no network and no simpy:
 # simpy (pure Python, MIT) is installed from the wheel carried in experiments/gpu/wheels/
 # into a temporary directory. To refresh that wheel on a machine with network access:
 #   pip download simpy==4.1.2 --no-deps --only-binary=:all: -d experiments/gpu/wheels
@@ -13,14 +14,25 @@
 #   OUT=/tmp/v DEVICE=cpu QUICK=1 bash experiments/gpu/validate.sh
 set -uo pipefail
 : "${OUT:?set OUT to the output directory}"
+# The device tool brings back at most 8 files from $OUT: everything is made in a staging
+# folder and packed into $OUT/validation.tar.gz at the end (steps.log and versions.txt are
+# also copied beside it to read at a glance).
+FINAL_OUT=$OUT
+OUT=$(mktemp -d)
 DEVICE=${DEVICE:-cuda}
+PYTHON=${PYTHON:-python3}  # the lent machines' python3 is the one that holds PyTorch
 QUICK_FLAG=${QUICK:+--quick}
-mkdir -p "$OUT"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PYLIB=$(mktemp -d)
-trap 'rm -rf "$PYLIB"' EXIT
-if ! python -c "import simpy" 2>/dev/null; then
-    python -m pip install --quiet --no-index --no-deps --target "$PYLIB" \
+pack() {
+    mkdir -p "$FINAL_OUT"
+    tar -czf "$FINAL_OUT/validation.tar.gz" -C "$OUT" .
+    cp "$OUT/steps.log" "$OUT/versions.txt" "$FINAL_OUT/" 2>/dev/null
+    rm -rf "$PYLIB" "$OUT"
+}
+trap pack EXIT
+if ! "$PYTHON" -c "import simpy" 2>/dev/null; then
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$PYLIB" \
         "$REPO"/experiments/gpu/wheels/simpy-*.whl
 fi
 export PYTHONPATH="$REPO:$PYLIB${PYTHONPATH:+:$PYTHONPATH}"
@@ -35,11 +47,11 @@ step() {  # step NAME SECONDS COMMAND...: run, log the outcome, keep going
 }
 
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
-python -c "import torch, sys; print(sys.version); print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" \
+"$PYTHON" -c "import torch, sys; print(sys.version); print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" \
     >"$OUT/versions.txt" 2>&1
 
 # The CUDA path's exactness: every mode's weights after 50 iterations against gpu-only's.
-step exactness 120 python - "$OUT/exactness.json" "$DEVICE" <<'PY'
+step exactness 120 "$PYTHON" - "$OUT/exactness.json" "$DEVICE" <<'PY'
 import json, sys, tempfile
 import numpy as np
 import simulator
@@ -67,12 +79,12 @@ for optimizer in ("sgd", "adagrad"):
             print(key, report[key], flush=True)
 json.dump(report, open(sys.argv[1], "w"), indent=2)
 PY
-step calibrate 90 python -m simulator calibrate --device "$DEVICE" $QUICK_FLAG -o "$OUT/profile.toml" --json
-step validate-calibrated 150 python -m simulator validate --device "$DEVICE" $QUICK_FLAG \
+step calibrate 90 "$PYTHON" -m simulator calibrate --device "$DEVICE" $QUICK_FLAG -o "$OUT/profile.toml" --json
+step validate-calibrated 150 "$PYTHON" -m simulator validate --device "$DEVICE" $QUICK_FLAG \
     --profile "$OUT/profile.toml" -o "$OUT/validate-calibrated" --json
 case "$(cat "$OUT/versions.txt")" in
     *H200*) PRESET=h200-pcie5 ;;
     *) PRESET=h100-pcie5 ;;
 esac
-step validate-preset 100 python -m simulator validate --device "$DEVICE" $QUICK_FLAG --profile "$PRESET" \
+step validate-preset 100 "$PYTHON" -m simulator validate --device "$DEVICE" $QUICK_FLAG --profile "$PRESET" \
     -o "$OUT/validate-$PRESET" --json
