@@ -124,3 +124,16 @@ def test_scratchpipe(setup):
     # The victim (row 1, last used by b0) is written back after train0 has finished.
     assert r.schedule.start["writeback"][2] >= r.schedule.end["train"][0]
     assert r.to_dict()["replay"]["train_hit_rate"] == 1.0
+
+
+def test_a_half_duplex_link_carries_one_direction_at_a_time(setup, tmp_path):
+    trace, hw, model = setup
+    half = tmp_path / "half.toml"
+    half.write_text(hw.read_text().replace("full_duplex = true", "full_duplex = false"))
+    full = simulate(trace, mode="scratchpipe", hardware=hw, model=model, capacity=4, lookahead=1)
+    r = simulate(trace, mode="scratchpipe", hardware=half, model=model, capacity=4, lookahead=1)
+    copies = sorted((r.schedule.start[s][b], r.schedule.end[s][b])
+                    for s in ("input", "h2d", "d2h") for b in range(3))
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(copies, copies[1:]))
+    assert r.busy()["d2h"] == 0 and r.bytes_d2h == full.bytes_d2h
+    assert np.all(r.iteration_end >= full.iteration_end)
