@@ -35,6 +35,13 @@ def take_batch(ids, start, end, last, state, stamp, uniq):
     """Mark the rows of ids[start:end] used by batch `stamp` in their packed state words
     (last use << 1 | resident) and list the distinct ones in uniq, in first-occurrence order.
     Returns (distinct rows, how many of them are not resident)."""
+    if end - start == 1:  # the classic one-lookup stream: nothing to deduplicate
+        prefetch(state, ids[min(start + ROWS_AHEAD, last)])
+        r = ids[start]
+        word = state[r]
+        uniq[0] = r
+        state[r] = (stamp << 1) | (word & 1)
+        return 1, 1 - (word & 1)
     n = 0
     misses = 0
     for k in range(start, end):

@@ -81,6 +81,9 @@ class Chunk:
 
     def batch_buffer(self) -> np.ndarray:
         """Room for the distinct rows of the chunk's largest batch."""
+        if self.pooling is not None:  # only the trace's last batch can be shorter than the first
+            largest = int(self.sample_ptr[1]) if self.num_batches else 0
+            return np.empty(largest * self.num_tables * self.pooling, dtype=np.int64)
         return np.empty(int(np.diff(self.batch_ptr).max(initial=0)), dtype=np.int64)
 
     def batch_ids(self, i: int) -> np.ndarray:
