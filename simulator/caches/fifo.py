@@ -17,7 +17,7 @@ import numpy as np
 
 from ._prefetch import prefetch
 from .base import Policy, record_batch
-from .lru import NEVER, VICTIMS_AHEAD, _word_type, take_batch
+from .lru import NEVER, VICTIMS_AHEAD, take_batch, word_type
 
 
 
@@ -73,7 +73,7 @@ class FIFO(Policy):
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
         # 32-bit words when batch numbers and row ids fit: half the memory traffic.
-        word = _word_type(trace)
+        word = word_type(trace)
         self._state = np.full(trace.total_rows, NEVER << 1, dtype=word)
         # Never more resident rows than the cache holds, or than the trace has.
         self._ring = np.zeros(max(1, min(capacity, trace.total_rows)), dtype=word)

@@ -110,7 +110,7 @@ def _compact(queue, ends, state):
     return live
 
 
-def _word_type(trace):
+def word_type(trace):
     """int32 when a batch number shifted left by one and a row id both fit."""
     return np.int32 if max(trace.num_batches, trace.total_rows) < 2**30 else np.int64
 
@@ -121,8 +121,8 @@ class LRU(Policy):
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
         # 32-bit words when batch numbers and row ids fit: half the memory traffic.
-        self._state = np.full(trace.total_rows, NEVER << 1, dtype=_word_type(trace))
-        self._queue = np.empty((0, 2), dtype=_word_type(trace))
+        self._state = np.full(trace.total_rows, NEVER << 1, dtype=word_type(trace))
+        self._queue = np.empty((0, 2), dtype=word_type(trace))
         self._ends = np.zeros(2, dtype=np.int64)
         self._occupancy = np.zeros(1, dtype=np.int64)
 
