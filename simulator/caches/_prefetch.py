@@ -17,6 +17,11 @@ from numba.extending import intrinsic
 _INTRINSIC = "llvm.prefetch.p0" if llvm.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
 _READ, _KEEP_IN_ALL_CACHES, _DATA = 0, 3, 1
 
+# How far ahead replay kernels prefetch: the row state of a coming lookup, and of a coming
+# victim in queue order (tuned on the LRU and FIFO streams of `make bench`).
+ROWS_AHEAD = 32
+VICTIMS_AHEAD = 16
+
 
 @intrinsic
 def prefetch(typingctx, array, flat_index):

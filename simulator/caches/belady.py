@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import OptionError
 from .base import Policy, record_batch
-from ._prefetch import prefetch
-from .future import ROWS_AHEAD, NextUse
+from ._prefetch import ROWS_AHEAD, prefetch
+from .future import NextUse
 
 USE, KEY = 0, 1
 POOL_MIN_SLOTS = 1 << 10

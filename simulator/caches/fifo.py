@@ -15,9 +15,70 @@ random; the ring is read and written in order.
 import numba
 import numpy as np
 
-from ._prefetch import prefetch
+from ._prefetch import ROWS_AHEAD, VICTIMS_AHEAD, prefetch
 from .base import Policy, record_batch
-from .lru import NEVER, VICTIMS_AHEAD, take_batch, word_type
+
+NEVER = -1  # the last use of a row never used
+
+
+@numba.njit(cache=True, inline="always")
+def take_batch(ids, start, end, last, state, stamp, uniq):
+    """Mark the rows of ids[start:end] used by batch `stamp` in their state words and list
+    the distinct ones in uniq, in first-occurrence order. Returns (distinct rows, how many of
+    them are not resident)."""
+    n = 0
+    misses = 0
+    for k in range(start, end):
+        prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+        r = ids[k]
+        word = state[r]
+        if word >> 1 != stamp:  # first lookup of r in this batch
+            uniq[n] = r
+            n += 1
+            misses += 1 - (word & 1)
+            state[r] = (stamp << 1) | (word & 1)
+    return n, misses
+
+
+@numba.njit(cache=True)
+def _fifo_stream(ids, capacity, state, ring, ends, stats):
+    """Batches of one lookup each (the classic per-access FIFO): no row is ever skipped, and
+    only the resident bit of a state word changes. Totals are kept in registers unless stats
+    has a row per batch."""
+    head, count = ends[0], ends[1]
+    size = len(ring)
+    per_batch = stats.shape[0] > 1
+    hits = evictions = 0
+    last = len(ids) - 1
+    for k in range(len(ids)):
+        prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+        r = ids[k]
+        word = state[r]
+        hit = word & 1
+        evicted = 0
+        if not hit:
+            state[r] = word | 1
+            if count < capacity:
+                tail = head + count
+                ring[tail if tail < size else tail - size] = r
+                count += 1
+            else:  # the oldest row leaves and the new one takes its place in the ring
+                ahead = head + VICTIMS_AHEAD
+                ahead = ahead if ahead < size else ahead - size
+                if ahead < size:  # (a ring smaller than the distance wraps more than once)
+                    prefetch(state, ring[ahead])
+                state[ring[head]] &= ~1
+                ring[head] = r
+                head = head + 1 if head + 1 < size else 0
+                evicted = 1
+        hits += hit
+        evictions += evicted
+        if per_batch:
+            record_batch(stats, k, 1, 1, 1 - hit, evicted, count)
+    if not per_batch:  # the ring never shrinks, so its last size is its peak
+        n = len(ids)
+        record_batch(stats, 0, n, n, n - hits, evictions, count)
+    ends[0], ends[1] = head, count
 
 
 
@@ -67,19 +128,28 @@ def _fifo_chunk(ids, batch_ptr, first_batch, capacity, state, ring, ends, uniq, 
     return -1, 0
 
 
+def _word_type(trace):
+    """int32 when a batch number shifted left by one and a row id both fit."""
+    return np.int32 if max(trace.num_batches, trace.total_rows) < 2**30 else np.int64
+
+
 class FIFO(Policy):
     name = "fifo"
 
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
         # 32-bit words when batch numbers and row ids fit: half the memory traffic.
-        word = word_type(trace)
+        word = _word_type(trace)
         self._state = np.full(trace.total_rows, NEVER << 1, dtype=word)
         # Never more resident rows than the cache holds, or than the trace has.
         self._ring = np.zeros(max(1, min(capacity, trace.total_rows)), dtype=word)
         self._ends = np.zeros(2, dtype=np.int64)  # head, count
 
     def process(self, chunk, stats):
+        if chunk.one_lookup_per_batch:
+            _fifo_stream(chunk.row_ids, self.capacity, self._state, self._ring, self._ends,
+                         stats)
+            return
         uniq = chunk.batch_buffer()
         failed, needed = _fifo_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch,
                                      self.capacity, self._state, self._ring, self._ends, uniq,

@@ -21,10 +21,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, Chunk, Trace
-from ._prefetch import prefetch
-
-# How far ahead the kernels prefetch the per-row state of the lookups to come.
-ROWS_AHEAD = 32
+from ._prefetch import ROWS_AHEAD, prefetch
 
 
 @numba.njit(cache=True)

@@ -5,114 +5,140 @@ miss, so the resident set at capacity C is always the C most recent rows: LRU st
 algorithm at batch granularity, and the one-pass miss-ratio curve (mrc.py) matches it at
 every capacity.
 
-Recency is a queue of (row, batch) uses in the order they happened, with stale entries left
-in place: every use appends, and an entry is live only while its batch is still the row's
-last use. The head's first live entry is then the least recently used row. Compared with a
-linked list this moves nothing on a hit (an append is sequential), so a lookup touches one
-word of per-row state at random (last use and residency packed together: dense embedding
-row ids need no hash table). Stale entries are compacted away when the queue fills, so it
-holds at most the resident rows plus one chunk of uses.
+Recency is a queue of uses in the order they happened: the first lookup of a row in a batch
+appends the row at the next position, and the row's state word keeps that position (and
+whether the row is resident). An entry is live only while it is its row's last use, so the
+first live entry from the head is the least recently used row, and stale entries are
+skipped as the head passes them. Compared with a linked list a hit moves nothing (an append
+is sequential), so a lookup touches one word of per-row state at random: dense embedding row
+ids need no hash table. A position also tells batches apart: a row whose last use is at or
+after the batch's first position was already looked up in this batch.
+
+The queue is a ring indexed by position. When the span from head to tail would outgrow it,
+the live entries move, in order, to new positions after the tail, so the ring holds about
+the resident rows plus one chunk of uses; positions restart from zero before they would
+overflow the state word.
 """
 
 import numba
 import numpy as np
 
-from ._prefetch import prefetch
+from ._prefetch import ROWS_AHEAD, VICTIMS_AHEAD, prefetch
 from .base import Policy, record_batch
 
-NEVER = -1          # last use of a row never used
-ROWS_AHEAD = 16     # how far ahead to prefetch a lookup's row state
-VICTIMS_AHEAD = 8   # and a coming victim's
+NEVER = -1  # the position of a row never used
+# Positions below this fit a 32-bit state word (position << 1 | resident).
+INT32_POSITIONS = 2**30
 
 
 @numba.njit(cache=True, inline="always")
-def _last_use(word):
-    return word >> 1
-
-
-@numba.njit(cache=True, inline="always")
-def take_batch(ids, start, end, last, state, stamp, uniq):
-    """Mark the rows of ids[start:end] used by batch `stamp` in their packed state words
-    (last use << 1 | resident) and list the distinct ones in uniq, in first-occurrence order.
-    Returns (distinct rows, how many of them are not resident)."""
-    if end - start == 1:  # the classic one-lookup stream: nothing to deduplicate
-        prefetch(state, ids[min(start + ROWS_AHEAD, last)])
-        r = ids[start]
+def _evict_lru(ring, mask, head, tail, state):
+    """Pass stale entries from the head to the least recently used resident row, mark it
+    evicted, and return the new head."""
+    while True:
+        # The coming victims are read in queue order: fetch their state early.
+        prefetch(state, ring[min(head + VICTIMS_AHEAD, tail - 1) & mask])
+        r = ring[head & mask]
         word = state[r]
-        uniq[0] = r
-        state[r] = (stamp << 1) | (word & 1)
-        return 1, 1 - (word & 1)
-    n = 0
-    misses = 0
-    for k in range(start, end):
-        prefetch(state, ids[min(k + ROWS_AHEAD, last)])
-        r = ids[k]
-        word = state[r]
-        if _last_use(word) != stamp:  # first lookup of r in this batch
-            uniq[n] = r
-            n += 1
-            misses += 1 - (word & 1)
-            state[r] = (stamp << 1) | (word & 1)  # a use now: queued entries of r go stale
-    return n, misses
+        live = word >> 1 == head and word & 1
+        head += 1
+        if live:
+            state[r] = word & ~1
+            return head
 
 
 @numba.njit(cache=True)
-def _lru_chunk(ids, batch_ptr, first_batch, capacity, state, queue, ends, occupancy, uniq,
-               stats):
-    """state[row] = last use << 1 | resident; queue[ends[0]:ends[1]] = (row, batch) uses,
-    oldest first. Returns (failed batch or -1, rows it needs); occupancy[0] is updated."""
-    head, tail = ends[0], ends[1]
+def _lru_stream(ids, capacity, state, ring, ends, stats):
+    """Batches of one lookup each (the classic per-access LRU). state[row] = position of
+    last use << 1 | resident; ring[head..tail) = the uses, oldest first; ends = [head, tail,
+    occupancy]. Totals are kept in registers unless stats has a row per batch."""
+    mask = len(ring) - 1
+    head, tail, occupancy = ends[0], ends[1], ends[2]
+    per_batch = stats.shape[0] > 1
+    hits = evictions = 0
+    last = len(ids) - 1
+    for k in range(len(ids)):
+        prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+        r = ids[k]
+        hit = state[r] & 1
+        state[r] = (tail << 1) | 1
+        ring[tail & mask] = r
+        tail += 1
+        evicted = 0
+        if not hit:
+            if occupancy < capacity:
+                occupancy += 1
+            else:  # the row just used is not resident yet, so it is never the victim
+                head = _evict_lru(ring, mask, head, tail, state)
+                evicted = 1
+        hits += hit
+        evictions += evicted
+        if per_batch:
+            record_batch(stats, k, 1, 1, 1 - hit, evicted, occupancy)
+    if not per_batch:  # occupancy never falls, so its last value is its peak
+        n = len(ids)
+        record_batch(stats, 0, n, n, n - hits, evictions, occupancy)
+    ends[0], ends[1], ends[2] = head, tail, occupancy
+
+
+@numba.njit(cache=True)
+def _lru_batches(ids, batch_ptr, capacity, state, ring, ends, stats):
+    """Batches of any size; same state as _lru_stream. Returns (failed batch or -1, rows it
+    needs)."""
+    mask = len(ring) - 1
+    head, tail, occupancy = ends[0], ends[1], ends[2]
     last = len(ids) - 1
     for b in range(len(batch_ptr) - 1):
-        stamp = first_batch + b
         start, end = batch_ptr[b], batch_ptr[b + 1]
-        n, misses = take_batch(ids, start, end, last, state, stamp, uniq)
-        if n > capacity:
-            ends[0], ends[1] = head, tail
-            return b, n
-        evict = occupancy[0] + misses - capacity
-        evicted = 0
-        while evicted < evict:
-            # The coming victims are read in queue order: fetch their state early.
-            prefetch(state, queue[min(head + VICTIMS_AHEAD, tail - 1), 0])
-            r, used = queue[head, 0], queue[head, 1]
-            head += 1
+        first = tail  # this batch's uses take positions first..tail-1
+        misses = 0
+        for k in range(start, end):
+            prefetch(state, ids[min(k + ROWS_AHEAD, last)])
+            r = ids[k]
             word = state[r]
-            if _last_use(word) == used and word & 1:  # live: the least recent resident row
-                state[r] = word & ~1
-                evicted += 1
-        for i in range(n):
-            r = uniq[i]
-            state[r] |= 1
-            queue[tail, 0] = r
-            queue[tail, 1] = stamp
-            tail += 1
-        occupancy[0] += misses - evicted
-        record_batch(stats, b, end - start, n, misses, evicted, occupancy[0])
-    ends[0], ends[1] = head, tail
+            if word >> 1 < first:  # the first lookup of r in this batch
+                misses += 1 - (word & 1)
+                state[r] = (tail << 1) | (word & 1)  # its older entries go stale
+                ring[tail & mask] = r
+                tail += 1
+        unique = tail - first
+        if unique > capacity:
+            return b, unique
+        # Victims are older than this batch's entries: the unique <= capacity rows of the
+        # batch leave at least `evict` resident rows before them.
+        evict = max(0, occupancy + misses - capacity)
+        for _ in range(evict):
+            head = _evict_lru(ring, mask, head, first, state)
+        for p in range(first, tail):
+            state[ring[p & mask]] |= 1
+        occupancy += misses - evict
+        record_batch(stats, b, end - start, unique, misses, evict, occupancy)
+    ends[0], ends[1], ends[2] = head, tail, occupancy
     return -1, 0
 
 
 @numba.njit(cache=True)
-def _compact(queue, ends, state):
-    """Move the live entries to the front, in order; returns their count."""
+def _live_entries(ring, head, tail, state, out):
+    """Copy the live entries of ring[head..tail) to out, oldest first; returns their count."""
+    mask = len(ring) - 1
     live = 0
-    last = ends[1] - 1
-    for i in range(ends[0], ends[1]):
-        prefetch(state, queue[min(i + VICTIMS_AHEAD, last), 0])
-        r, used = queue[i, 0], queue[i, 1]
+    for p in range(head, tail):
+        prefetch(state, ring[min(p + VICTIMS_AHEAD, tail - 1) & mask])
+        r = ring[p & mask]
         word = state[r]
-        if _last_use(word) == used and word & 1:
-            queue[live, 0] = r
-            queue[live, 1] = used
+        if word >> 1 == p and word & 1:
+            out[live] = r
             live += 1
-    ends[0], ends[1] = 0, live
     return live
 
 
-def word_type(trace):
-    """int32 when a batch number shifted left by one and a row id both fit."""
-    return np.int32 if max(trace.num_batches, trace.total_rows) < 2**30 else np.int64
+@numba.njit(cache=True)
+def _place(rows, first, ring, state):
+    """Put rows at positions first, first + 1, ... as resident rows."""
+    mask = len(ring) - 1
+    for i in range(len(rows)):
+        ring[(first + i) & mask] = rows[i]
+        state[rows[i]] = ((first + i) << 1) | 1
 
 
 class LRU(Policy):
@@ -120,28 +146,41 @@ class LRU(Policy):
 
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
-        # 32-bit words when batch numbers and row ids fit: half the memory traffic.
-        self._state = np.full(trace.total_rows, NEVER << 1, dtype=word_type(trace))
-        self._queue = np.empty((0, 2), dtype=word_type(trace))
-        self._ends = np.zeros(2, dtype=np.int64)
-        self._occupancy = np.zeros(1, dtype=np.int64)
+        # 32-bit words (half the memory traffic) while they fit; _make_room widens the state.
+        words = np.int32 if trace.total_rows < 2**31 else np.int64
+        self._state = np.full(trace.total_rows, NEVER << 1, dtype=words)
+        self._ring = np.empty(0, dtype=words)
+        self._ends = np.zeros(3, dtype=np.int64)  # head, tail, occupancy
+
+    def _position_limit(self) -> int:
+        return INT32_POSITIONS if self._state.dtype == np.int32 else 2**62
 
     def _make_room(self, uses: int) -> None:
-        """Room for `uses` more appends: compact stale entries, and grow when that is not
-        enough."""
-        if self._ends[1] + uses <= len(self._queue):
+        """Room in the ring, and in the positions, for `uses` more entries."""
+        head, tail, occupancy = (int(x) for x in self._ends)
+        if tail - head + uses <= len(self._ring) and tail + uses < self._position_limit():
             return
-        live = _compact(self._queue, self._ends, self._state)
-        if live + uses > len(self._queue):
-            grown = np.empty((max(2 * len(self._queue), live + uses), 2),
-                             dtype=self._queue.dtype)
-            grown[:live] = self._queue[:live]
-            self._queue = grown
+        live = np.empty(occupancy, dtype=self._ring.dtype)
+        assert _live_entries(self._ring, head, tail, self._state, live) == occupancy
+        if tail + occupancy + uses >= self._position_limit():
+            # Restart positions from zero. Rows not resident forget their last use, which a
+            # new position could otherwise be taken for.
+            if occupancy + uses >= self._position_limit():
+                self._state = self._state.astype(np.int64)
+            tail = 0
+            self._state.fill(NEVER << 1)
+        size = 1 << (2 * (occupancy + uses) - 1).bit_length()  # a power of two: a cheap mask
+        if size > len(self._ring):
+            self._ring = np.empty(size, dtype=self._ring.dtype)
+        _place(live, tail, self._ring, self._state)
+        self._ends[:] = tail, tail + occupancy, occupancy
 
     def process(self, chunk, stats):
-        self._make_room(len(chunk.ids))
-        uniq = chunk.batch_buffer()
-        failed, needed = _lru_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch,
-                                    self.capacity, self._state, self._queue, self._ends,
-                                    self._occupancy, uniq, stats)
+        ids = chunk.row_ids
+        self._make_room(len(ids))
+        if chunk.one_lookup_per_batch:
+            _lru_stream(ids, self.capacity, self._state, self._ring, self._ends, stats)
+            return
+        failed, needed = _lru_batches(ids, chunk.batch_ptr, self.capacity, self._state,
+                                      self._ring, self._ends, stats)
         self.check_batch(failed, needed, chunk.first_batch)

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import CapacityError
 from .base import Policy, record_batch
-from ._prefetch import prefetch
-from .future import ROWS_AHEAD, NextUse
+from ._prefetch import ROWS_AHEAD, prefetch
+from .future import NextUse
 from .scratchpipe import check_lookahead
 
 DEFAULT_LOOKAHEAD = 4

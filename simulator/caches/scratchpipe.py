@@ -41,8 +41,8 @@ from ..trace.format import DEFAULT_CHUNK_LOOKUPS, open_trace
 from .base import Policy, record_batch
 from .belady import (KEY, USE, grow_pool, heap_pop_live, heap_push, heap_reserve, never_used,
                      new_pool, new_row_state, row_bits, row_state_dtype)
-from ._prefetch import prefetch
-from .future import ROWS_AHEAD, NextUse
+from ._prefetch import ROWS_AHEAD, prefetch
+from .future import NextUse
 
 VICTIMS = ("lru", "future")
 DEFAULT_LOOKAHEAD = 4

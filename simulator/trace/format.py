@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -56,33 +57,59 @@ class Chunk:
     ids are global row ids in sample-major order; batch i of the chunk is
     ids[batch_ptr[i]:batch_ptr[i + 1]] and samples sample_ptr[i]:sample_ptr[i + 1].
     bag_lengths is None when every bag holds `pooling` ids (lengths makes the array).
+    The int64 ids and the pointer arrays are made on first use: a replay kernel that only
+    streams row_ids (the same ids in the narrowest type the trace has) never pays for them.
     """
 
     first_batch: int
-    batch_ptr: np.ndarray
-    sample_ptr: np.ndarray
-    ids: np.ndarray
+    num_batches: int
+    batch_size: int
+    num_samples: int
+    row_ids: np.ndarray  # global row ids: int32 for a one-table trace, else int64
     labels: np.ndarray | None
     dense: np.ndarray | None
     num_tables: int
     pooling: int | None
     bag_lengths: np.ndarray | None
+    stored_batch_ptr: np.ndarray | None = None  # read from the trace when pooling varies
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Global row ids, int64."""
+        return self.row_ids.astype(np.int64, copy=False)
+
+    @cached_property
+    def sample_ptr(self) -> np.ndarray:
+        ptr = np.arange(0, self.num_batches * self.batch_size + 1, self.batch_size,
+                        dtype=np.int64)
+        ptr[-1] = self.num_samples  # the trace's last batch may be short
+        return ptr
+
+    @cached_property
+    def batch_ptr(self) -> np.ndarray:
+        if self.stored_batch_ptr is not None:
+            return self.stored_batch_ptr
+        per_sample = self.num_tables * self.pooling
+        return self.sample_ptr if per_sample == 1 else self.sample_ptr * per_sample
 
     @property
-    def num_batches(self) -> int:
-        return len(self.batch_ptr) - 1
+    def one_lookup_per_batch(self) -> bool:
+        """Every batch is a single lookup: the classic per-access stream."""
+        if self.num_batches != len(self.row_ids):
+            return False
+        return self.pooling is not None or bool((np.diff(self.batch_ptr) == 1).all())
 
     @property
     def lengths(self) -> np.ndarray:
         """(samples, tables) bag sizes."""
         if self.bag_lengths is not None:
             return self.bag_lengths
-        return np.full((int(self.sample_ptr[-1]), self.num_tables), self.pooling, dtype=np.int32)
+        return np.full((self.num_samples, self.num_tables), self.pooling, dtype=np.int32)
 
     def batch_buffer(self) -> np.ndarray:
         """Room for the distinct rows of the chunk's largest batch."""
         if self.pooling is not None:  # only the trace's last batch can be shorter than the first
-            largest = int(self.sample_ptr[1]) if self.num_batches else 0
+            largest = min(self.batch_size, self.num_samples)
             return np.empty(largest * self.num_tables * self.pooling, dtype=np.int64)
         return np.empty(int(np.diff(self.batch_ptr).max(initial=0)), dtype=np.int64)
 
@@ -473,20 +500,14 @@ class Trace:
         """Batches start..stop-1 as one chunk."""
         s0, s1 = self.sample_start(start), self.sample_start(stop)
         i0, i1 = self.lookup_start(start), self.lookup_start(stop)
-        sample_ptr = np.arange(0, (stop - start) * self.batch_size + 1, self.batch_size,
-                               dtype=np.int64)
-        sample_ptr[-1] = s1 - s0  # the trace's last batch may be short
         T = self.num_tables
         local = _read_rows(self.indices, i0, i1)
-        lengths = None
+        lengths = batch_ptr = None
         if self.pooling is None:
             lengths = _read_rows(self.lengths, s0, s1)
             batch_ptr = np.asarray(self.batch_ptr[start:stop + 1], dtype=np.int64) - i0
-        else:
-            per_sample = T * self.pooling
-            batch_ptr = sample_ptr if per_sample == 1 else sample_ptr * per_sample
         if T == 1:
-            ids = local.astype(np.int64)
+            ids = local  # one table: local ids are global ids
         else:
             ids = np.empty(len(local), dtype=np.int64)
             if lengths is None:
@@ -498,7 +519,8 @@ class Trace:
             lab = _read_rows(self.labels, s0, s1)
         if labels and self.dense is not None:
             dense = _read_rows(self.dense, s0, s1)
-        return Chunk(start, batch_ptr, sample_ptr, ids, lab, dense, T, self.pooling, lengths)
+        return Chunk(start, stop - start, self.batch_size, s1 - s0, ids, lab, dense, T,
+                     self.pooling, lengths, batch_ptr)
 
     def batch(self, b: int, labels: bool = False) -> Chunk:
         if not 0 <= b < self.num_batches:

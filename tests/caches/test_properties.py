@@ -238,3 +238,43 @@ def test_mrc_survives_many_compactions(make_stream):
     curve = sim.mrc(t)
     for c in (1, 2, 5, 17, 60, 150, 299, 300):
         assert curve.misses_at(c) == sim.replay(t, "lru", c).misses
+
+
+@st.composite
+def streams(draw, max_rows=12, max_lookups=60):
+    rows = draw(st.integers(1, max_rows))
+    return rows, draw(st.lists(st.integers(0, rows - 1), min_size=1, max_size=max_lookups))
+
+
+@SETTINGS
+@given(streams(), st.data())
+def test_one_lookup_streams_match_the_models(make_stream, stream, data):
+    """The per-access kernels of lru and fifo (taken when every batch is one lookup), across
+    chunk boundaries, ring compactions and totals-only replays."""
+    rows, ids = stream
+    capacity = data.draw(st.integers(1, rows + 2))
+    max_lookups = data.draw(st.integers(1, 8))
+    t = make_stream(ids, rows)
+    batches = [[r] for r in ids]
+    for policy, model in (("lru", model_lru), ("fifo", model_fifo), ("lfu", model_lfu)):
+        r = sim.replay(t, policy, capacity, max_lookups=max_lookups, per_batch=True)
+        assert observed(r) == model(batches, capacity), policy
+        totals = sim.replay(t, policy, capacity, max_lookups=max_lookups, per_batch=False)
+        assert totals.to_dict() == r.to_dict(), policy
+
+
+def test_lru_positions_restart_without_changing_results(make_trace, make_stream, monkeypatch):
+    """Positions that would overflow the state word restart from zero: forced here every few
+    dozen uses, on a stream and on batches, the replay is unchanged."""
+    import simulator.caches.lru as lru
+
+    rng = np.random.default_rng(11)
+    stream = make_stream(rng.zipf(1.2, 3000) % 80, 80)
+    batched = make_trace([list(rng.zipf(1.2, rng.integers(0, 9)) % 80) for _ in range(400)], 80)
+    expected = [sim.replay(t, "lru", c, max_lookups=5) for t in (stream, batched)
+                for c in (8, 30, 79)]
+    monkeypatch.setattr(lru, "INT32_POSITIONS", 64)
+    got = [sim.replay(t, "lru", c, max_lookups=5) for t in (stream, batched) for c in (8, 30, 79)]
+    for e, g in zip(expected, got):
+        assert np.array_equal(e.stats, g.stats)
+    assert expected[0].misses > 0 and expected[3].misses > 0
