@@ -81,6 +81,35 @@ def test_chunk_bound_with_fixed_pooling(tmp_path):
     assert max(sizes) == 64 and sum(sizes) == 1000
 
 
+def test_one_table_chunks_keep_narrow_ids_and_spot_one_lookup_batches(tmp_path):
+    """A one-table trace hands kernels its stored int32 ids (row_ids) and makes the int64
+    ids only when asked; a chunk knows when every batch is a single lookup."""
+    with TraceWriter(tmp_path / "s", ["x"], 1, {}, table_rows=[10]) as w:
+        w.append(np.array([3, 1, 4, 1, 5]))
+        stream = w.close()
+    c = stream.read(1, 4)
+    assert c.row_ids.dtype == np.int32 and c.row_ids.tolist() == [1, 4, 1]
+    assert c.ids.dtype == np.int64 and c.ids.tolist() == [1, 4, 1]
+    assert c.batch_ptr.tolist() == [0, 1, 2, 3] and c.one_lookup_per_batch
+    # Variable pooling with single-lookup batches counts too, an empty batch does not.
+    singles = write_batches_of(tmp_path / "v", [[2], [0], [2]])
+    assert singles.read(0, 3).one_lookup_per_batch
+    gaps = write_batches_of(tmp_path / "g", [[2], [], [0, 1]])
+    assert not gaps.read(0, 3).one_lookup_per_batch
+    two_tables = write_small(tmp_path / "t", pooling_fixed=True).read(0, 2)
+    assert two_tables.row_ids.dtype == np.int64 and not two_tables.one_lookup_per_batch
+    # The short last batch of a fixed-pooling trace ends its pointer arrays.
+    assert two_tables.sample_ptr.tolist() == [0, 2, 3]
+
+
+def write_batches_of(path, batches):
+    """One table of 3 rows, batch size 1, one bag per sample holding batches[b]."""
+    with TraceWriter(path, ["x"], 1, {}, table_rows=[3]) as w:
+        w.append(np.array([i for b in batches for i in b], dtype=np.int32),
+                 np.array([[len(b)] for b in batches]))
+        return w.close()
+
+
 def test_exception_leaves_nothing(tmp_path):
     dest = tmp_path / "t"
     with pytest.raises(RuntimeError):
