@@ -81,7 +81,6 @@ def _fifo_stream(ids, capacity, state, ring, ends, stats):
     ends[0], ends[1] = head, count
 
 
-
 @numba.njit(cache=True)
 def _fifo_chunk(ids, batch_ptr, first_batch, capacity, state, ring, ends, uniq, skipped,
                 stats):
