@@ -161,7 +161,9 @@ class LRU(Policy):
         if tail - head + uses <= len(self._ring) and tail + uses < self._position_limit():
             return
         live = np.empty(occupancy, dtype=self._ring.dtype)
-        assert _live_entries(self._ring, head, tail, self._state, live) == occupancy
+        count = _live_entries(self._ring, head, tail, self._state, live)
+        if count != occupancy:  # every resident row has exactly one live entry
+            raise AssertionError(f"LRU queue holds {count} live rows, occupancy {occupancy}")
         if tail + occupancy + uses >= self._position_limit():
             # Restart positions from zero. Rows not resident forget their last use, which a
             # new position could otherwise be taken for.

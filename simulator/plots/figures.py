@@ -177,6 +177,17 @@ def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> N
             ax.axhline(g[y].iloc[0] * scale, color=MODE_COLORS[mode], linestyle="--", label=mode)
 
 
+def _iteration_time_figure(data: pd.DataFrame, x: str, xlabel: str):
+    """One line of iteration time (ms) against column x per mode."""
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    _mode_lines(ax, data, x, "iteration_time_s", 1e3)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("iteration time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=6)
+    return fig
+
+
 def _data_ticks(ax, values) -> None:
     """A log2 x axis ticked at the values swept, written out in full."""
     ticks = sorted(set(values.dropna()))
@@ -193,13 +204,7 @@ def plot_lookahead(df: pd.DataFrame):
     rows = _first_per(rows, "lookahead")
     data = rows[["mode", "lookahead", "iteration_time_s"]].sort_values(
         ["mode", "lookahead"], kind="stable").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
-    _mode_lines(ax, data, "lookahead", "iteration_time_s", 1e3)
-    ax.set_xlabel("lookahead W (batches)")
-    ax.set_ylabel("iteration time (ms)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=6)
-    return fig, data
+    return _iteration_time_figure(data, "lookahead", "lookahead W (batches)"), data
 
 
 def plot_pcie(df: pd.DataFrame):
@@ -213,13 +218,8 @@ def plot_pcie(df: pd.DataFrame):
     rows = _first_per(rows, ("hardware", "pcie_scale", "trace"))
     data = rows[["mode", "link_gb_per_s", "iteration_time_s"]].sort_values(
         ["mode", "link_gb_per_s"], kind="stable").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
-    _mode_lines(ax, data, "link_gb_per_s", "iteration_time_s", 1e3)
-    _data_ticks(ax, data["link_gb_per_s"])
-    ax.set_xlabel("host link bandwidth, H2D (GB/s)")
-    ax.set_ylabel("iteration time (ms)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=6)
+    fig = _iteration_time_figure(data, "link_gb_per_s", "host link bandwidth, H2D (GB/s)")
+    _data_ticks(fig.axes[0], data["link_gb_per_s"])
     return fig, data
 
 
