@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SUITES = ["bench_import", "bench_stats", "bench_replay", "bench_scratchpipe", "bench_pipeline"]
+SUITES = ["bench_import", "bench_stats", "bench_replay", "bench_scratchpipe", "bench_pipeline",
+          "bench_backend"]
 
 
 def main() -> int:

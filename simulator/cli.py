@@ -307,17 +307,12 @@ def _cmd_calibrate(a) -> None:
 
 
 def _cmd_validate(a) -> None:
+    from .backend.validation import format_summary
+    progress = None if a.json else (lambda line: print(line, file=sys.stderr, flush=True))
     summary = sim.validate(_output_path(a.output), device=a.device, profile=a.profile,
-                           quick=a.quick, seed=a.seed)
-    rows = [f"{c['mode']:<15} {c['capacity']!s:>9} {c['lookahead']!s:>3} "
-            f"{c['measured_s'] * 1e3:11.3f} {c['predicted_s'] * 1e3:11.3f} "
-            f"{c['error_pct']:+8.1f}%" for c in summary["configs"]]
-    text = "\n".join([f"{'mode':<15} {'capacity':>9} {'W':>3} {'measured ms':>11} "
-                      f"{'predicted ms':>11} {'error':>9}"] + rows +
-                     [f"MAPE {summary['mape']:.1%}, ranking "
-                      f"{'agrees' if summary['ranking_agrees'] else 'differs'}; "
-                      f"written to {a.output}"])
-    _emit(summary, a.json, text)
+                           quick=a.quick, seed=a.seed, trace=a.trace, model=a.model,
+                           threads=a.threads, progress=progress)
+    _emit(summary, a.json, format_summary(summary, a.output))
 
 
 def _add_backend_commands(sub) -> None:
@@ -358,6 +353,14 @@ def _add_backend_commands(sub) -> None:
                    help="the hardware profile the simulator predicts with (default: calibrate "
                         "this machine first)")
     v.add_argument("--quick", action="store_true", help="a smaller trace and grid")
+    v.add_argument("--trace", metavar="DIR",
+                   help="held-out check: the five modes on this trace instead of the grid")
+    v.add_argument("--model", metavar="NAME|FILE",
+                   help="with --trace: the model to train and simulate (default: the "
+                        "backend's small dot-interaction model)")
+    v.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="torch threads, pinned for the whole run (default: 1 on cpu, torch's "
+                        "own on cuda)")
     v.add_argument("--seed", type=_non_negative_int, default=0)
     v.add_argument("-o", "--output", required=True, metavar="DIR")
     v.add_argument("--json", action="store_true")

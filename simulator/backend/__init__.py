@@ -132,12 +132,17 @@ def calibrate(output, device: str = "cpu", quick: bool = False) -> dict:
 
 
 def validate(output, device: str = "cpu", profile=None, quick: bool = False,
-             seed: int = 0) -> dict:
-    """Train a grid of configurations for real, simulate them with the profile (None:
-    calibrate this machine first), and write results.csv, predicted_vs_measured.png and
-    summary.json to the directory `output`."""
+             seed: int = 0, trace=None, model=None, threads: int | None = None,
+             progress=None) -> dict:
+    """Train a grid of configurations for real (the quick grid with quick), or with `trace`
+    the five modes on that trace and `model` (the held-out check), simulate them with the
+    profile (None: calibrate this machine first), and write results.csv,
+    predicted_vs_measured.png and summary.json to the directory `output`. threads: torch's
+    threads for the whole run (default: 1 on the CPU, torch's current number on CUDA).
+    Returns the summary, with `passed` against the targets (see backend/validation.py)."""
     from .validation import validate as run
-    return run(output, device=device, profile=profile, quick=quick, seed=seed)
+    return run(output, device=device, profile=profile, quick=quick, seed=seed, trace=trace,
+               model=model, threads=threads, progress=progress)
 
 
 __all__ = ["TRAIN_MODES", "backend_model", "calibrate", "save_weights", "train", "validate"]

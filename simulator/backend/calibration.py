@@ -1,15 +1,23 @@
 """`scratchsim calibrate`: measure what a HardwareProfile needs on this machine and write it as
 a TOML profile in the layout of hardware/presets/*.toml, which load_hardware reads back.
 
-On CUDA the link is the host link (pinned memory, both directions, alone and at once) and the
-"gpu" section the device's memory and matrix units. On the CPU, the "device" is the host
-itself: the link is a memcpy, and the gpu section measures the same DRAM and cores, so a
-CPU profile predicts the CPU runs of the backend (as `scratchsim validate --device cpu`
-checks).
+Micro-benchmarks only, each of exactly what the timing model uses (calibration never runs the
+validation grid):
+- dispatch_us: the real training step (backend gpu-only) at batch 1, where no FLOPs are left:
+  its median time divided by the framework ops it dispatches (counted with a dispatch mode);
+- the GEMM efficiency grid: addmm over a grid of shapes, each product's time less that of the
+  same op with no work, against the best rate reached;
+- stream bandwidth: an elementwise add at several sizes, fitted to time = t0 + bytes / rate;
+- gather efficiency: index ops over random rows of 16, 64, 256 and 512 bytes;
+- copies at several sizes, fitted to latency + bytes / bandwidth, pinned and pageable;
+- host row gathers with the backend's own op (index_select) at two row sizes with one thread
+  (row latency and a thread's bandwidth) and with every thread (the DRAM bound);
+- the planner (planner.py) on random batches of two sizes: time per batch and per row.
+On CUDA the link is the host link and the "gpu" section the device; on the CPU the "device"
+is the host itself (kind = "cpu"), and its profile predicts the backend's CPU runs, as
+`scratchsim validate --device cpu` checks.
 
-Each number is the median of a few timed repeats after a warm-up. Row gathers are measured
-with one thread at two row sizes and fitted to the profile's model, time per row =
-row_latency + row_bytes / thread_bandwidth (see HardwareProfile.cpu_gather_time).
+Each number is the median of a few timed repeats after a warm-up.
 """
 
 from __future__ import annotations
@@ -21,12 +29,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import OptionError
 from ..hardware import load_hardware
+from ..hardware.profile import GATHER_ROW_BYTES
 from .base import DEVICES, torch
 
 _GB = 1e9
-GATHER_ROW_BYTES = (64, 1024)  # two row sizes for the latency + bytes / bandwidth fit
+HOST_ROW_BYTES = (64, 1024)  # two row sizes for the latency + bytes / bandwidth fit
+COPY_BYTES = (1 << 16, 1 << 20, 16 << 20)
+STREAM_BYTES = (1 << 18, 1 << 20, 4 << 20, 16 << 20)
+# The GEMM grid (M, K, N): from DLRM's narrowest layers (a logit, 13 dense features) to wide
+# ones, and from small batches to large.
+GEMM_M = (16, 128, 1024, 8192)
+GEMM_K = (1, 16, 128, 1024)
+GEMM_N = (1, 16, 128, 1024)
+QUICK_GEMM = ((16, 1024), (1, 16, 1024), (1, 16, 1024))
+DISPATCH_BATCHES = 60
 
 
 class _Clock:
@@ -53,21 +73,41 @@ class _Clock:
             samples.append((time.perf_counter() - start) / calls)
         return statistics.median(samples)
 
+    def calls_for(self, fn, budget: float = 2e-3) -> int:
+        """Enough calls of fn to time about `budget` seconds per repeat."""
+        return max(1, int(budget / max(self.seconds(fn, 1), 1e-7)))
 
-def _link(clock, device, nbytes, repeats):
-    """(h2d GB/s, d2h GB/s, latency us, full duplex) of the host link (pinned host memory)."""
+
+def _fit_line(x, t):
+    """(intercept, slope) of the least-squares line t = intercept + slope * x, both >= 0."""
+    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(t, float), 1)
+    slope = max(float(slope), 1e-30)
+    return max(float(intercept), 0.0), slope
+
+
+def _link(clock, device, repeats):
+    """(h2d GB/s, d2h GB/s, pageable GB/s, latency us, full duplex) of the host link: copies
+    at several sizes fitted to latency + bytes / bandwidth."""
     cuda = clock.cuda
-    host = torch.empty(nbytes // 4, pin_memory=cuda)
-    back = torch.empty(nbytes // 4, pin_memory=cuda)
-    dev = torch.empty(nbytes // 4, device=device)
-    h2d = clock.seconds(lambda: dev.copy_(host, non_blocking=True), repeats)
-    d2h = clock.seconds(lambda: back.copy_(dev, non_blocking=True), repeats)
-    tiny_host, tiny_dev = torch.empty(1, pin_memory=cuda), torch.empty(1, device=device)
-    latency = clock.seconds(lambda: tiny_dev.copy_(tiny_host, non_blocking=True), repeats, 100)
+    fits = {}
+    for direction in ("h2d", "d2h"):
+        times = []
+        for nbytes in COPY_BYTES:
+            host = torch.empty(nbytes // 4, pin_memory=cuda)
+            dev = torch.empty(nbytes // 4, device=device)
+            src, dst = (host, dev) if direction == "h2d" else (dev, host)
+            times.append(clock.seconds(lambda: dst.copy_(src, non_blocking=True), repeats,
+                                       clock.calls_for(lambda: dst.copy_(src))))
+        fits[direction] = _fit_line(COPY_BYTES, times)
+    big = COPY_BYTES[-1]
+    pageable_host, dev = torch.empty(big // 4), torch.empty(big // 4, device=device)
+    pageable = big / clock.seconds(lambda: dev.copy_(pageable_host), repeats) / _GB
     full_duplex = False
     if cuda:
-        streams = torch.cuda.Stream(device), torch.cuda.Stream(device)
+        host = torch.empty(big // 4, pin_memory=True)
+        back = torch.empty(big // 4, pin_memory=True)
         other = torch.empty_like(dev)
+        streams = torch.cuda.Stream(device), torch.cuda.Stream(device)
 
         def both():
             with torch.cuda.stream(streams[0]):
@@ -75,29 +115,36 @@ def _link(clock, device, nbytes, repeats):
             with torch.cuda.stream(streams[1]):
                 back.copy_(other, non_blocking=True)
 
+        one_way = sum(big * fits[d][1] for d in fits)
         # Full duplex: both directions at once take clearly less than one after the other.
-        full_duplex = clock.seconds(both, repeats) < 0.75 * (h2d + d2h)
-    return nbytes / h2d / _GB, nbytes / d2h / _GB, latency * 1e6, full_duplex
+        full_duplex = clock.seconds(both, repeats) < 0.75 * one_way
+    latency = min(fits[d][0] for d in fits)
+    return (1 / fits["h2d"][1] / _GB, 1 / fits["d2h"][1] / _GB, pageable, latency * 1e6,
+            full_duplex)
 
 
-def _gather_fit(clock, table_bytes, repeats):
-    """(row latency ns, thread GB/s): one host thread gathering random rows of two sizes."""
+def _host_rows(clock, table_bytes, repeats):
+    """(row latency ns, thread GB/s, DRAM GB/s): random row gathers with index_select at two
+    row sizes on one thread, and of the large rows with every thread."""
     threads = torch.get_num_threads()
+    cpu = _Clock(torch.device("cpu"))
+
+    def per_row(row_bytes):
+        table = torch.ones(table_bytes // row_bytes, row_bytes // 4)
+        rows = torch.randint(len(table), (max(1, (64 << 20) // row_bytes // 16),))
+        out = torch.empty(len(rows), table.shape[1])
+        return cpu.seconds(lambda: torch.index_select(table, 0, rows, out=out),
+                           repeats) / len(rows)
+
     torch.set_num_threads(1)
     try:
-        per_row = []
-        for row_bytes in GATHER_ROW_BYTES:
-            table = torch.ones(table_bytes // row_bytes, row_bytes // 4)
-            rows = torch.randint(len(table), (max(1, (64 << 20) // row_bytes // 16),))
-            out = torch.empty(len(rows), table.shape[1])
-            seconds = clock.seconds(lambda: torch.index_select(table, 0, rows, out=out), repeats)
-            per_row.append(seconds / len(rows))
+        one = [per_row(b) for b in HOST_ROW_BYTES]
     finally:
         torch.set_num_threads(threads)
-    (b1, b2), (t1, t2) = GATHER_ROW_BYTES, per_row
-    bandwidth = (b2 - b1) / max(t2 - t1, 1e-12)
-    latency = max(t1 - b1 / bandwidth, 1e-10)
-    return latency * 1e9, bandwidth / _GB
+    latency, seconds_per_byte = _fit_line(HOST_ROW_BYTES, one)
+    every = per_row(HOST_ROW_BYTES[-1])
+    return (latency * 1e9, 1 / seconds_per_byte / _GB,
+            HOST_ROW_BYTES[-1] / every / _GB)
 
 
 def _copy_bandwidth(clock, device, nbytes, repeats):
@@ -107,22 +154,111 @@ def _copy_bandwidth(clock, device, nbytes, repeats):
     return 2 * nbytes / clock.seconds(lambda: dst.copy_(src), repeats) / _GB
 
 
-def _device_gather(clock, device, table_bytes, repeats, row_bytes=256):
-    table = torch.ones(table_bytes // row_bytes, row_bytes // 4, device=device)
-    rows = torch.randint(len(table), (len(table) // 4,), device=device)
-    seconds = clock.seconds(lambda: table[rows], repeats)
-    return len(rows) * row_bytes / seconds / _GB
-
-
-def _matmul_tflops(clock, device, m, k, n, dtype, repeats):
-    a = torch.randn(m, k, device=device).to(dtype)
-    b = torch.randn(k, n, device=device).to(dtype)
-    return 2 * m * k * n / clock.seconds(lambda: a @ b, repeats) / 1e12
-
-
-def _launch_us(clock, device, repeats):
+def _bare(clock, device, repeats):
+    """Seconds of an op with no work, called in a loop (what every micro-benchmark's op
+    costs besides its work)."""
     x = torch.zeros(1, device=device)
-    return clock.seconds(lambda: x.add_(1), repeats, 200) * 1e6
+    return clock.seconds(lambda: x.add(x), repeats, 200)
+
+
+def _stream_gb_per_s(clock, device, repeats):
+    """Elementwise add (two reads, one write) at several sizes: time = t0 + bytes / rate."""
+    times, moved = [], []
+    for nbytes in STREAM_BYTES:
+        x = torch.ones(nbytes // 4, device=device)
+        y = torch.ones_like(x)
+        out = torch.empty_like(x)
+        times.append(clock.seconds(lambda: torch.add(x, y, out=out), repeats,
+                                   clock.calls_for(lambda: torch.add(x, y, out=out))))
+        moved.append(3 * nbytes)
+    return 1 / _fit_line(moved, times)[1] / _GB
+
+
+def _gather_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
+    """Random row gathers (index) of 16..512-byte rows, against the memory bandwidth: the
+    rows read, and written densely, count."""
+    out = {}
+    for row_bytes in GATHER_ROW_BYTES:
+        table = torch.ones(table_bytes // row_bytes, row_bytes // 4, device=device)
+        rows = torch.randint(len(table), ((8 << 20) // row_bytes,), device=device)
+        seconds = clock.seconds(lambda: table[rows], repeats) - bare
+        write = len(rows) * row_bytes / (memory_gb_per_s * _GB)
+        read = max(seconds - write, 1e-12)
+        out[str(row_bytes)] = float(min(1.0, len(rows) * row_bytes / read / _GB
+                                        / memory_gb_per_s))
+    return out
+
+
+def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
+    """(peak TFLOP/s, {"MxKxN": efficiency}): addmm over the grid, each time less the bare
+    op's, against the best rate any shape reached."""
+    rates = {}
+    for m in shapes[0]:
+        for k in shapes[1]:
+            for n in shapes[2]:
+                a = torch.randn(m, k, device=device).to(dtype)
+                b = torch.randn(k, n, device=device).to(dtype)
+                bias = torch.randn(n, device=device).to(dtype)
+                fn = (lambda a=a, b=b, bias=bias: torch.addmm(bias, a, b))
+                seconds = clock.seconds(fn, repeats, clock.calls_for(fn)) - bare
+                rates[f"{m}x{k}x{n}"] = 2 * m * k * n / max(seconds, 1e-9)
+    peak = max(rates.values())
+    return peak / 1e12, {s: float(min(1.0, max(r / peak, 1e-6))) for s, r in rates.items()}
+
+
+def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
+    """(us per batch, ns per row): the backend's planner (planner.py, lookahead 2, LRU) on
+    random batches of two sizes, fitted to time = fixed + rows probed or placed x per row."""
+    from .planner import Planner
+    rng = np.random.default_rng(0)
+    rows_handled, seconds = [], []
+    for size in sizes:
+        total = 20 * size
+        planner = Planner(total, 8 * size, lookahead=2)
+        stream = [rng.permutation(total)[:size] for _ in range(2 * batches)]
+        for j in range(batches):  # fill the store: the timed batches evict
+            planner.plan(j, stream[j])
+        times, handled = [], []
+        for j in range(batches, 2 * batches):
+            start = time.perf_counter()
+            plan = planner.plan(j, stream[j])
+            times.append(time.perf_counter() - start)
+            handled.append(size + len(plan.missing))
+        rows_handled.append(float(np.mean(handled)))
+        seconds.append(float(np.median(times)))
+    fixed, per_row = _fit_line(rows_handled, seconds)
+    return fixed * 1e6, per_row * 1e9
+
+
+def dispatch_us(device: str, repeats: int = 3) -> float:
+    """Microseconds per framework op of the real training step at batch 1 (gpu-only), where
+    the ops have no work left: the median iteration time over the ops it dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from ..trace import generate
+    from . import train
+
+    class _Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            _Count.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = generate("zipf", Path(tmp) / "t", table_rows=[1000, 1000], batch_size=1,
+                         num_batches=DISPATCH_BATCHES, seed=0, show_progress=False)
+        with _Count():
+            train(trace, "gpu-only", device=device, iterations=1)
+        setup = _Count.ops
+        _Count.ops = 0
+        with _Count():
+            train(trace, "gpu-only", device=device, iterations=11)
+        per_iteration = (_Count.ops - setup) / 10
+        seconds = statistics.median(
+            float(np.median(train(trace, "gpu-only", device=device).iteration_seconds[10:]))
+            for _ in range(repeats))
+    return seconds / per_iteration * 1e6
 
 
 def calibrate(device: str = "cpu", quick: bool = False) -> dict:
@@ -134,43 +270,43 @@ def calibrate(device: str = "cpu", quick: bool = False) -> dict:
         raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
     dev = torch.device(device)
     clock = _Clock(dev)
-    big = (32 if quick else 256) << 20  # bytes: well past the caches
-    repeats = 3 if quick else 7
-    h2d, d2h, latency, duplex = _link(clock, dev, big, repeats)
-    row_latency, thread_bw = _gather_fit(clock, big, repeats)
-    dram = _copy_bandwidth(clock, torch.device("cpu"), big, repeats)
+    big = (32 if quick else 128) << 20  # bytes: well past the caches
+    repeats = 3 if quick else 5
+    h2d, d2h, pageable, latency, duplex = _link(clock, dev, repeats)
+    row_latency, thread_bw, dram = _host_rows(clock, big, repeats)
     dram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    hbm = _copy_bandwidth(clock, dev, big, repeats) if clock.cuda else dram
-    gather = _device_gather(clock, dev, big, repeats)
-    size = (4096 if clock.cuda else 1024) // (2 if quick else 1)
-    tflops = {"fp32": _matmul_tflops(clock, dev, size, size, size, torch.float32, repeats)}
+    memory = _copy_bandwidth(clock, dev, big, repeats)
+    bare = _bare(clock, dev, repeats)
+    stream = _stream_gb_per_s(clock, dev, repeats)
+    gather = _gather_efficiency(clock, dev, big, memory, bare, repeats)
+    shapes = QUICK_GEMM if quick else (GEMM_M, GEMM_K, GEMM_N)
+    precisions = {"fp32": torch.float32}
     if clock.cuda:
-        for name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
-            tflops[name] = _matmul_tflops(clock, dev, 2 * size, 2 * size, 2 * size, dtype, repeats)
-        allowed = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
-            tflops["tf32"] = _matmul_tflops(clock, dev, size, size, size, torch.float32, repeats)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = allowed
-    # A DLRM-sized layer (batch 2048, 512 -> 256) against the large matmul's rate.
-    mlp = _matmul_tflops(clock, dev, 2048, 512, 256, torch.float32, repeats)
+        precisions.update(fp16=torch.float16, bf16=torch.bfloat16)
+    tflops, gemm = {}, {}
+    for name, dtype in precisions.items():
+        tflops[name], gemm[name] = _gemm_grid(clock, dev, dtype, shapes, bare, repeats)
+    plan_us, plan_row_ns = _planner(repeats)
     name = (torch.cuda.get_device_name(dev) if clock.cuda else "host CPU")
     hbm_gib = (torch.cuda.get_device_properties(dev).total_memory / 2**30 if clock.cuda
                else dram_gib)
     return {
         "name": f"calibrated-{device}",
         "description": f"measured by scratchsim calibrate on {name}, "
+                       f"{torch.get_num_threads()} threads, "
                        f"{datetime.date.today().isoformat()}",
-        "link": {"h2d_gb_per_s": h2d, "d2h_gb_per_s": d2h, "latency_us": latency,
-                 "full_duplex": duplex},
+        "kind": device,
+        "link": {"h2d_gb_per_s": h2d, "d2h_gb_per_s": d2h, "pageable_gb_per_s": pageable,
+                 "latency_us": latency, "full_duplex": duplex},
         "cpu": {"dram_gb_per_s": dram, "row_latency_ns": row_latency,
                 "threads": torch.get_num_threads(), "thread_gb_per_s": thread_bw,
-                "dram_capacity_gib": dram_gib},
-        "gpu": {"hbm_gb_per_s": hbm, "gather_efficiency": min(1.0, gather / hbm),
-                "mlp_efficiency": min(1.0, mlp / tflops["fp32"]),
-                "launch_us": _launch_us(clock, dev, repeats), "hbm_capacity_gib": hbm_gib,
-                "matrix_tflops": tflops},
+                "dram_capacity_gib": dram_gib, "dispatch_us": dispatch_us(device),
+                "plan_us": plan_us, "plan_row_ns": plan_row_ns},
+        # On the CPU a kernel's fixed cost is part of its dispatch: launch_us is 0.
+        "gpu": {"hbm_gb_per_s": memory, "stream_efficiency": min(1.0, stream / memory),
+                "launch_us": bare * 1e6 if clock.cuda else 0.0, "hbm_capacity_gib": hbm_gib,
+                "gather_efficiency": gather, "matrix_tflops": tflops,
+                "gemm_efficiency": gemm},
     }
 
 
@@ -189,17 +325,18 @@ def profile_toml(profile: dict) -> str:
     lines = ["# Measured by `scratchsim calibrate`: every number below is a median of timed",
              "# repeats on this machine (see simulator/backend/calibration.py for the benchmarks).",
              ""]
-    for key, value in profile.items():
-        if not isinstance(value, dict):
-            lines.append(f"{key} = {_toml_value(value)}")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in profile.items() if not isinstance(v, dict)]
+
+    def table(name, values):
+        out = ["", f"[{name}]"]
+        out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+        for sub, inner in ((k, v) for k, v in values.items() if isinstance(v, dict)):
+            out += table(f"{name}.{sub}", inner)
+        return out
+
     for section, values in profile.items():
-        if not isinstance(values, dict):
-            continue
-        lines += ["", f"[{section}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
-        for sub, table in ((k, v) for k, v in values.items() if isinstance(v, dict)):
-            lines += ["", f"[{section}.{sub}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        if isinstance(values, dict):
+            lines += table(section, values)
     return "\n".join(lines) + "\n"
 
 

@@ -1,13 +1,14 @@
 """scratchpipe: a device scratchpad managed with the known future (DESIGN.md section 1).
 
 Batch j is planned W batches ahead of its training: batches 0..W before batch 0 trains, then
-batch i+W at iteration i. Planning looks the batch's rows up in the scratchpad; each missing
-row takes a free slot or evicts a resident row that no batch of the window j-W..j uses (held
-rows are never evicted), chosen by the victim policy: 'lru', the least recent last use (ties
-by first occurrence in the batch, the order of caches/scratchpipe.py's FIFO), or 'future':
-first the rows never used again (the most recently released first, as that model's stack),
-then the furthest next use (ties: the larger row id). Then the victims are written back and
-the missing rows collected on the host, transferred and inserted, so training always hits.
+batch i+W at iteration i. Planning (planner.py) looks the batch's rows up in the directory;
+each missing row takes a free slot or evicts a resident row that no batch of the window
+j-W..j uses (held rows are never evicted), chosen by the victim policy: 'lru', the least
+recent last use (ties by first occurrence in the batch, the order of caches/scratchpipe.py's
+FIFO), or 'future': first the rows never used again (the most recently released first, as
+that model's stack), then the furthest next use (ties: the larger row id). Then the victims
+are written back and the missing rows collected on the host, transferred and inserted, so
+training always hits.
 
 The two hazards: a victim's write-back must not start before the training step that last
 used it has finished, and a row fetched again while its write-back is in flight must get the
@@ -24,8 +25,9 @@ import numpy as np
 
 from ..caches import min_capacity
 from ..errors import CapacityError
-from .base import POSITION_BITS, Trainer, torch
-from .slots import NOT_RESIDENT, UNEVICTABLE, SlotStore, largest, smallest
+from .base import Trainer, torch
+from .planner import Planner, TooFewVictims
+from .slots import SlotStore
 
 
 def next_uses(trace, batches) -> list[np.ndarray]:
@@ -62,36 +64,39 @@ class Overlap:
         self.jobs = {}
         self.last_trained = None  # CUDA: the event after the latest training step
 
-    def submit(self, j: int, i: int, missing, slots, old_rows, victims) -> None:
+    def submit(self, j: int, i: int, plan) -> None:
         """Start batch j's transfers (planned during iteration i); the directory already
         says where its rows go."""
-        values, copied = self._copy_out(victims)
-        self.jobs[j] = self.worker.submit(self._write_back_and_fetch, i, missing, slots,
-                                          old_rows, values, copied)
+        values, copied = self._copy_out(plan.victims, i) if len(plan.victims) else (None, None)
+        self.jobs[j] = self.worker.submit(self._write_back_and_fetch, i, plan, values, copied)
 
-    def _copy_out(self, victims):
-        data = self.store.data
+    def _copy_out(self, victims, i: int):
         if not self.cuda:
-            return data[victims], None
-        with torch.cuda.stream(self.copy_stream):
+            return self.store.copy_out(victims, i), None
+        data = self.store.data
+        with self.store.timer.stage("evict", i, host=True), \
+                torch.cuda.stream(self.copy_stream):
             if self.last_trained is not None:
                 self.copy_stream.wait_event(self.last_trained)
             values = torch.empty((len(victims), data.shape[1]), pin_memory=True)
-            values.copy_(data[victims.to(data.device, non_blocking=True)], non_blocking=True)
+            slots = torch.from_numpy(victims).to(data.device, non_blocking=True)
+            values.copy_(torch.index_select(data, 0, slots), non_blocking=True)
             copied = torch.cuda.Event()
             copied.record(self.copy_stream)
         return values, copied
 
-    def _write_back_and_fetch(self, i, missing, slots, old_rows, values, copied):
+    def _write_back_and_fetch(self, i, plan, values, copied):
         if copied is not None:
             copied.synchronize()
-        if len(old_rows):
-            self.store.write_back(old_rows, values, i)
+        if len(plan.victims):
+            self.store.write_back(plan.evicted, values, i)
+        if not len(plan.missing):
+            return None
         if not self.cuda:
-            self.store.fetch(missing, slots, i)
+            self.store.fetch(plan.missing, plan.missing_slots, i)
             return None
         with torch.cuda.stream(self.copy_stream):
-            self.store.fetch(missing, slots, i)
+            self.store.fetch(plan.missing, plan.missing_slots, i)
             inserted = torch.cuda.Event()
             inserted.record(self.copy_stream)
         return inserted
@@ -119,11 +124,15 @@ class ScratchPipe(Trainer):
         super().__init__(*args, **kwargs)
         self.lookahead = self.config.lookahead
         self.victim = self.config.victim
-        self.store = SlotStore(self.initial_table, self.config.capacity, self.device, self.timer)
+        capacity = self.config.capacity
+        self.planner = Planner(self.trace.total_rows, capacity, self.lookahead, self.victim,
+                               never=self.trace.num_batches)
+        self.store = SlotStore(self.initial_table, capacity, self.device, self.timer,
+                               self.planner.slot_of_row)
         self.next_use = (next_uses(self.trace, self.batches) if self.victim == "future"
                          else None)
-        self.never = self.trace.num_batches
         self.planned = 0
+        self.slots = {}  # the slots of the batches planned and not yet trained
         self.overlap = Overlap(self.store, self.device) if self.config.overlap else None
 
     def describe(self):
@@ -140,55 +149,34 @@ class ScratchPipe(Trainer):
         if self.overlap:
             self.overlap.ready(i)
         with self.timer.stage("train", i):
-            on_device = store.lookup(batch.rows_cpu).to(self.device)
+            on_device = self.slots.pop(i).to(self.device)
             store.data[on_device] = self.train_step(store.data[on_device], batch, i)
         if self.overlap:
             self.overlap.trained()
 
     def plan(self, j: int, i: int) -> None:
-        """Plan batch j during iteration i: choose its slots, evict, fetch."""
-        batch, store = self.batches[j], self.store
+        """Plan batch j during iteration i: choose its slots and victims, then evict and
+        fetch (or hand both to the host worker)."""
+        batch = self.batches[j]
         with self.timer.stage("plan", i):
-            slots = store.lookup(batch.rows_cpu)
-            miss = slots == NOT_RESIDENT
-            missing = batch.rows_cpu[miss]
-            evict = max(0, store.occupancy + len(missing) - store.capacity)
-            recency = store.recency[:store.occupancy]
-            evictable = (recency >> POSITION_BITS) < j - self.lookahead
-            evictable[slots[~miss]] = False
-            if int(evictable.sum()) < evict:
+            try:
+                plan = self.planner.plan(j, batch.rows,
+                                         None if self.next_use is None else self.next_use[j])
+            except TooFewVictims:
                 self._infeasible(j)
-            victims = self.choose_victims(evictable, evict)
         if self.overlap:
-            old_rows, slots = store.assign(missing, victims)
-            self.overlap.submit(j, i, missing, slots, old_rows, victims)
+            self.overlap.submit(j, i, plan)
         else:
-            store.place(missing, victims, i)
-        slots = store.lookup(batch.rows_cpu)
-        store.touch(slots, j)
-        if self.next_use is not None:
-            store.next_use[slots] = torch.from_numpy(self.next_use[j])
-        self.fetched[j], self.evicted[j] = len(missing), evict
-
-    def choose_victims(self, evictable, count: int):
-        store = self.store
-        recency = store.recency[:store.occupancy]
-        if self.victim == "lru":
-            return smallest(torch.where(evictable, recency, UNEVICTABLE), count)
-        next_use = store.next_use[:store.occupancy]
-        unused = evictable & (next_use == self.never)
-        first = min(count, int(unused.sum()))
-        victims = largest(torch.where(unused, recency, -1), first)
-        rest = evictable & ~unused
-        furthest = next_use * store.slot_of_row.shape[0] + store.row_of_slot[:store.occupancy]
-        return torch.cat([victims, largest(torch.where(rest, furthest, -1), count - first)])
+            self.store.place(plan.missing, plan.victims, i)
+        self.slots[j] = plan.slots_tensor
+        self.fetched[j], self.evicted[j] = len(plan.missing), len(plan.victims)
 
     def _infeasible(self, j: int):
         needed = min_capacity(self.trace, self.lookahead)
         raise CapacityError(
             f"a scratchpad of {self.store.capacity:,} rows cannot hold the window of batch {j} "
             f"(batches {max(0, j - self.lookahead)}..{j}); lookahead {self.lookahead} needs a "
-            f"capacity of at least {needed:,} rows for this trace")
+            f"capacity of at least {needed:,} rows for this trace") from None
 
     def host_table(self):
         return self.store.flush()

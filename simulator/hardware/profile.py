@@ -1,32 +1,44 @@
-"""Hardware profiles: the speeds and sizes of one GPU, its host link and its host, read from
-TOML, and the cost functions the timing pipeline charges its stages with.
+"""Hardware profiles: the speeds and sizes of one training device, its host link and its host,
+read from TOML, and the cost functions the timing pipeline charges its ops with.
 
-A profile file has three sections; every key is required (the numbers are data, each preset
-cites its source beside it):
+A profile file has a kind and three sections; every key is required (the numbers are data,
+each preset cites its source beside it):
 
     name = "a100-pcie4"            # optional, defaults to the file name
     description = "..."            # optional
+    kind = "cuda"                  # cuda: a host thread feeds a GPU's streams, which overlap;
+                                   # cpu: the "device" is the host itself, one resource runs
+                                   # every op in order and nothing crosses a link
 
     [link]                         # host <-> GPU: PCIe, or NVLink-C2C on Grace Hopper
     h2d_gb_per_s, d2h_gb_per_s     # ACHIEVED copy bandwidth of pinned memory, not the peak
+    pageable_gb_per_s              # achieved copy bandwidth from or to pageable memory
     latency_us                     # fixed cost of one transfer (DMA setup and completion)
     full_duplex                    # can H2D and D2H run at full speed at the same time?
 
-    [cpu]
-    dram_gb_per_s                  # achieved (STREAM-like) bandwidth of the whole host
+    [cpu]                          # the socket the GPU hangs off
+    dram_gb_per_s                  # achieved (STREAM-like) bandwidth of that socket
     row_latency_ns                 # time one thread waits per random row (see cpu_gather_time)
-    threads                        # threads that gather and scatter rows
+    threads                        # that socket's threads that gather and scatter rows
     thread_gb_per_s                # streaming bandwidth one thread reaches
     dram_capacity_gib
+    dispatch_us                    # host time to issue one framework op (Python, autograd,
+                                   # the dispatcher, the launch call) when it has no work
+    plan_us, plan_row_ns           # the cache planner's (backend/planner.py) time per batch
+                                   # and per row it probes or places, on one thread
 
-    [gpu]
-    hbm_gb_per_s                   # peak HBM bandwidth
-    gather_efficiency              # fraction of hbm_gb_per_s random row gathers reach
-    mlp_efficiency                 # fraction of the matrix peak the MLPs sustain
-    launch_us                      # kernel-launch overhead
+    [gpu]                          # the training device (on kind = "cpu": the host's cores)
+    hbm_gb_per_s                   # peak memory bandwidth
+    stream_efficiency              # fraction of it that elementwise ops (read, write) reach
+    launch_us                      # device time of one kernel with no work
     hbm_capacity_gib
+    [gpu.gather_efficiency]        # fraction of hbm_gb_per_s that random row gathers reach,
+    16, 64, 256, 512 (bytes a row) # by row size (log-interpolated between, clamped outside)
     [gpu.matrix_tflops]            # dense peak per precision; fp32 required, others optional
     fp32, tf32, fp16, bf16
+    [gpu.gemm_efficiency.fp32]     # per precision of matrix_tflops: fraction of its peak that
+    "128x16x16" = 0.01             # a GEMM of shape MxKxN reaches; the shapes form a grid
+    ...                            # (every M with every K and N), log-interpolated between
 
 Units: GB = 1e9 bytes for bandwidths; capacities are in GiB (2**30 bytes), as vendors count
 memory sizes. Every cost function returns seconds, takes a number or a numpy array (one entry
@@ -46,8 +58,10 @@ from .._presets import preset_names, read_toml
 from ..errors import OptionError
 
 PRESET_DIR = Path(__file__).parent / "presets"
+KINDS = ("cuda", "cpu")
 DIRECTIONS = ("h2d", "d2h")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+GATHER_ROW_BYTES = (16, 64, 256, 512)
 # A scatter reads each row before writing it: an optimizer update is a read-modify-write, and
 # overwriting a row through the caches reads its lines first (write-allocate). Twice the bytes.
 READ_MODIFY_WRITE = 2
@@ -61,14 +75,16 @@ def _spec(section: str, kind: type, check: str = "positive") -> dict:
 
 @dataclass(frozen=True)
 class HardwareProfile:
-    """One machine: a GPU, its link to the host, and the host's CPUs and DRAM. Field names are
-    <section>_<key> of the TOML file (see the module docstring)."""
+    """One machine: a training device, its link to the host, and the host's CPUs and DRAM.
+    Field names are <section>_<key> of the TOML file (see the module docstring)."""
 
     name: str
     description: str
     source: str
+    kind: str
     link_h2d_gb_per_s: float = field(metadata=_spec("link", float))
     link_d2h_gb_per_s: float = field(metadata=_spec("link", float))
+    link_pageable_gb_per_s: float = field(metadata=_spec("link", float))
     link_latency_us: float = field(metadata=_spec("link", float, "non-negative"))
     link_full_duplex: bool = field(metadata=_spec("link", bool, "any"))
     cpu_dram_gb_per_s: float = field(metadata=_spec("cpu", float))
@@ -76,31 +92,39 @@ class HardwareProfile:
     cpu_threads: int = field(metadata=_spec("cpu", int))
     cpu_thread_gb_per_s: float = field(metadata=_spec("cpu", float))
     cpu_dram_capacity_gib: float = field(metadata=_spec("cpu", float))
+    cpu_dispatch_us: float = field(metadata=_spec("cpu", float, "non-negative"))
+    cpu_plan_us: float = field(metadata=_spec("cpu", float, "non-negative"))
+    cpu_plan_row_ns: float = field(metadata=_spec("cpu", float, "non-negative"))
     gpu_hbm_gb_per_s: float = field(metadata=_spec("gpu", float))
-    gpu_gather_efficiency: float = field(metadata=_spec("gpu", float, "fraction"))
-    gpu_mlp_efficiency: float = field(metadata=_spec("gpu", float, "fraction"))
+    gpu_stream_efficiency: float = field(metadata=_spec("gpu", float, "fraction"))
     gpu_launch_us: float = field(metadata=_spec("gpu", float, "non-negative"))
     gpu_hbm_capacity_gib: float = field(metadata=_spec("gpu", float))
+    gpu_gather_efficiency: dict = field(metadata=_spec("gpu", dict, "by row bytes"))
     gpu_matrix_tflops: dict = field(metadata=_spec("gpu", dict, "tflops"))
+    gpu_gemm_efficiency: dict = field(metadata=_spec("gpu", dict, "gemm grids"))
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict, source: str | None = None) -> "HardwareProfile":
-        """Build and validate a profile from the TOML layout (sections link, cpu, gpu), as
-        load_hardware reads it and to_dict writes it."""
+        """Build and validate a profile from the TOML layout (kind; sections link, cpu, gpu),
+        as load_hardware reads it and to_dict writes it."""
         if not isinstance(data, dict):
             raise OptionError(f"{source or '<dict>'}: a hardware profile is a table of sections")
         source = source or str(data.get("source", "<dict>"))
+        if data.get("kind") not in KINDS:
+            raise OptionError(f"{source}: kind must be one of {', '.join(KINDS)} (the device "
+                              f"the profile describes), got {data.get('kind')!r}")
         values = {"name": str(data.get("name", Path(source).stem)),
-                  "description": str(data.get("description", "")), "source": source}
+                  "description": str(data.get("description", "")), "source": source,
+                  "kind": data["kind"]}
         expected = {}
         for f in _value_fields():
             section, key = f.metadata["section"], f.name.split("_", 1)[1]
             expected.setdefault(section, {})[key] = f
         for top in data:
-            if top not in expected and top not in ("name", "description", "source"):
+            if top not in expected and top not in ("name", "description", "source", "kind"):
                 raise OptionError(f"{source}: unknown key {top!r}; the known sections are "
-                                  f"{', '.join(expected)} (and name, description)")
+                                  f"{', '.join(expected)} (and name, description, kind)")
         for section, keys in expected.items():
             table = data.get(section)
             if not isinstance(table, dict):
@@ -113,20 +137,32 @@ class HardwareProfile:
                 if key not in table:
                     raise OptionError(f"{source}: missing key [{section}] {key}")
                 values[f.name] = _checked(table[key], f, f"{source}: [{section}] {key}")
+        grids, peaks = set(values["gpu_gemm_efficiency"]), set(values["gpu_matrix_tflops"])
+        if grids - peaks:
+            raise OptionError(f"{source}: [gpu.gemm_efficiency] has a grid for "
+                              f"{', '.join(sorted(grids - peaks))} but [gpu.matrix_tflops] no "
+                              "peak; give both or neither")
+        missing = peaks - grids
+        if missing:
+            raise OptionError(f"{source}: [gpu.gemm_efficiency] has no grid for "
+                              f"{', '.join(sorted(missing))}; give one per precision of "
+                              "[gpu.matrix_tflops]")
         return cls(**values)
 
     # -- the cost functions (seconds) ----------------------------------------------------------
-    def transfer_time(self, nbytes, direction: str):
+    def transfer_time(self, nbytes, direction: str, pinned: bool = True):
         """One copy of nbytes over the host link: latency + bytes / achieved bandwidth.
-        direction: 'h2d' (host to GPU) or 'd2h'."""
-        if direction == "h2d":
-            bandwidth = self.link_h2d_gb_per_s
-        elif direction == "d2h":
-            bandwidth = self.link_d2h_gb_per_s
-        else:
+        direction: 'h2d' (host to GPU) or 'd2h'; pinned: from or to page-locked memory (a
+        pageable copy is staged by the driver, at pageable_gb_per_s). On kind = "cpu" nothing
+        crosses a link: the "device" is the host, and a copy to it is no copy at all."""
+        if direction not in DIRECTIONS:
             raise OptionError(f"transfer direction {direction!r}: choose one of "
                               f"{', '.join(DIRECTIONS)}")
+        bandwidth = (self.link_pageable_gb_per_s if not pinned else
+                     self.link_h2d_gb_per_s if direction == "h2d" else self.link_d2h_gb_per_s)
         nbytes = np.asarray(nbytes, dtype=np.float64)
+        if self.kind == "cpu":
+            nbytes = 0 * nbytes
         return _free_when_idle(nbytes, self.link_latency_us * 1e-6 + nbytes / (bandwidth * _GB))
 
     def cpu_gather_time(self, rows, row_bytes):
@@ -157,36 +193,66 @@ class HardwareProfile:
         dram_bound = rows * moved / (self.cpu_dram_gb_per_s * _GB)
         return _free_when_idle(rows, np.maximum(per_thread, dram_bound))
 
+    def gather_efficiency(self, row_bytes):
+        """The fraction of hbm_gb_per_s a random row gather reaches at this row size:
+        interpolated in log(row bytes) between the profile's sizes, clamped outside them."""
+        sizes = sorted(self.gpu_gather_efficiency)
+        return np.interp(np.log2(np.maximum(row_bytes, 1)), np.log2(sizes),
+                         [self.gpu_gather_efficiency[s] for s in sizes])
+
     def gpu_gather_time(self, rows, row_bytes):
-        """A GPU kernel gathers `rows` random rows of row_bytes from HBM at
-        hbm_gb_per_s * gather_efficiency, plus one kernel launch."""
-        return self._gpu_rows_time(rows, row_bytes, bytes_moved_per_row_byte=1)
+        """Device memory time of gathering `rows` random rows of row_bytes (no launch: the
+        per-op costs are charged by the op that does it)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        bandwidth = self.gpu_hbm_gb_per_s * self.gather_efficiency(row_bytes) * _GB
+        return _free_when_idle(rows, rows * row_bytes / bandwidth)
 
     def gpu_scatter_time(self, rows, row_bytes):
-        """A GPU kernel updates or writes `rows` random rows in HBM: READ_MODIFY_WRITE times the
-        bytes of a gather, plus one kernel launch."""
-        return self._gpu_rows_time(rows, row_bytes, bytes_moved_per_row_byte=READ_MODIFY_WRITE)
+        """As gpu_gather_time for writing rows in place: READ_MODIFY_WRITE times the bytes."""
+        return self.gpu_gather_time(rows, READ_MODIFY_WRITE * np.asarray(row_bytes, float))
 
-    def _gpu_rows_time(self, rows, row_bytes, bytes_moved_per_row_byte: int):
-        rows = np.asarray(rows, dtype=np.float64)
-        moved = rows * bytes_moved_per_row_byte * np.asarray(row_bytes, dtype=np.float64)
-        bandwidth = self.gpu_hbm_gb_per_s * self.gpu_gather_efficiency * _GB
-        return _free_when_idle(rows, self.gpu_launch_us * 1e-6 + moved / bandwidth)
+    def stream_time(self, nbytes):
+        """Device memory time of an elementwise op that reads and writes nbytes in all."""
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        return _free_when_idle(nbytes, nbytes / (self.gpu_hbm_gb_per_s * _GB
+                                                 * self.gpu_stream_efficiency))
 
-    def compute_time(self, flops, precision: str = "fp32"):
-        """Dense matrix work (the MLPs): flops / (matrix peak of `precision` x mlp_efficiency).
-        Launches are charged separately (launch_time)."""
-        tflops = self.gpu_matrix_tflops.get(precision)
-        if tflops is None:
+    def gemm_efficiency(self, m, k, n, precision: str = "fp32"):
+        """The fraction of the matrix peak an (m x k) @ (k x n) product reaches: trilinear
+        interpolation of the profile's grid in log(m), log(k), log(n), clamped to its edges."""
+        grid = self._gemm_grid(precision)
+        axes, table = grid
+        point = [np.log2(np.maximum(np.asarray(x, float), 1)) for x in (m, k, n)]
+        return _interp3(axes, table, point)
+
+    def compute_time(self, flops, m, k, n, precision: str = "fp32"):
+        """Matrix-unit time of `flops` of GEMMs of shape (m, k, n): flops / (the precision's
+        peak x gemm_efficiency(m, k, n))."""
+        rate = (self.gemm_efficiency(m, k, n, precision)
+                * self.gpu_matrix_tflops[precision] * 1e12)
+        flops = np.asarray(flops, dtype=np.float64)
+        return _free_when_idle(flops, flops / rate)
+
+    def _gemm_grid(self, precision: str):
+        if precision not in self.gpu_matrix_tflops:
             raise OptionError(f"hardware {self.name} has no {precision} matrix throughput; "
                               f"choose one of {', '.join(self.gpu_matrix_tflops)}")
-        flops = np.asarray(flops, dtype=np.float64)
-        return _free_when_idle(flops, flops / (tflops * 1e12 * self.gpu_mlp_efficiency))
+        return _grid(self.gpu_gemm_efficiency[precision])
 
     def launch_time(self, kernels):
-        """The launch overhead of `kernels` GPU kernels."""
+        """Device time of `kernels` kernels that do no work."""
         kernels = np.asarray(kernels, dtype=np.float64)
         return _free_when_idle(kernels, kernels * self.gpu_launch_us * 1e-6)
+
+    def plan_time(self, rows):
+        """The host planner's time for a batch whose distinct rows plus misses are `rows`."""
+        rows = np.asarray(rows, dtype=np.float64)
+        return _free_when_idle(rows, self.cpu_plan_us * 1e-6 + rows * self.cpu_plan_row_ns * 1e-9)
+
+    def dispatch_time(self, ops):
+        """Host time to issue `ops` framework ops."""
+        ops = np.asarray(ops, dtype=np.float64)
+        return _free_when_idle(ops, ops * self.cpu_dispatch_us * 1e-6)
 
     # -- capacities ------------------------------------------------------------------------
     @property
@@ -209,33 +275,45 @@ class HardwareProfile:
             self,
             link_h2d_gb_per_s=self.link_h2d_gb_per_s * pcie,
             link_d2h_gb_per_s=self.link_d2h_gb_per_s * pcie,
+            link_pageable_gb_per_s=self.link_pageable_gb_per_s * pcie,
             cpu_dram_gb_per_s=self.cpu_dram_gb_per_s * dram,
             cpu_thread_gb_per_s=self.cpu_thread_gb_per_s * dram,
             gpu_hbm_gb_per_s=self.gpu_hbm_gb_per_s * hbm)
 
     def to_dict(self) -> dict:
         """The profile in the TOML layout (from_dict reads it back), plus its source."""
-        out = {"name": self.name, "description": self.description, "source": self.source}
+        out = {"name": self.name, "description": self.description, "source": self.source,
+               "kind": self.kind}
         for f in _value_fields():
             value = getattr(self, f.name)
-            out.setdefault(f.metadata["section"], {})[f.name.split("_", 1)[1]] = (
-                dict(value) if isinstance(value, dict) else value)
+            if f.metadata["check"] == "by row bytes":
+                value = {str(size): eff for size, eff in value.items()}
+            elif isinstance(value, dict):
+                value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
+            out.setdefault(f.metadata["section"], {})[f.name.split("_", 1)[1]] = value
         return out
 
     def describe(self) -> str:
         """Readable multi-line text for `scratchsim hardware show`."""
         duplex = "full duplex" if self.link_full_duplex else "half duplex"
         tflops = ", ".join(f"{p} {t:g}" for p, t in self.gpu_matrix_tflops.items())
+        gathers = ", ".join(f"{e:.0%} at {b} B" for b, e in sorted(self.gpu_gather_efficiency.items()))
+        gemms = ", ".join(f"{p} {min(g.values()):.0%}-{max(g.values()):.0%}"
+                          for p, g in self.gpu_gemm_efficiency.items())
+        device = "GPU" if self.kind == "cuda" else "the host's cores (kind cpu: all in order)"
         lines = [
             f"{self.name}: {self.description}" if self.description else self.name,
             f"  link  H2D {self.link_h2d_gb_per_s:g} GB/s, D2H {self.link_d2h_gb_per_s:g} GB/s "
-            f"(achieved), latency {self.link_latency_us:g} us, {duplex}",
+            f"(pinned, achieved), pageable {self.link_pageable_gb_per_s:g} GB/s, latency "
+            f"{self.link_latency_us:g} us, {duplex}",
             f"  cpu   DRAM {self.cpu_dram_gb_per_s:g} GB/s, {self.cpu_dram_capacity_gib:g} GiB; "
             f"{self.cpu_threads} threads x {self.cpu_thread_gb_per_s:g} GB/s, "
-            f"{self.cpu_row_latency_ns:g} ns per random row",
-            f"  gpu   HBM {self.gpu_hbm_gb_per_s:g} GB/s ({self.gpu_gather_efficiency:.0%} on "
-            f"row gathers), {self.gpu_hbm_capacity_gib:g} GiB; launch {self.gpu_launch_us:g} us",
-            f"        matrix TFLOP/s {tflops} ({self.gpu_mlp_efficiency:.0%} sustained by MLPs)",
+            f"{self.cpu_row_latency_ns:g} ns per random row; {self.cpu_dispatch_us:g} us to "
+            f"dispatch an op; planning {self.cpu_plan_us:g} us + {self.cpu_plan_row_ns:g} ns a row",
+            f"  gpu   {device}: memory {self.gpu_hbm_gb_per_s:g} GB/s ({self.gpu_stream_efficiency:.0%} "
+            f"elementwise; gathers {gathers}), {self.gpu_hbm_capacity_gib:g} GiB; "
+            f"{self.gpu_launch_us:g} us a kernel",
+            f"        matrix TFLOP/s {tflops}; GEMM efficiency by shape {gemms}",
             f"  from  {self.source}",
         ]
         return "\n".join(lines)
@@ -251,17 +329,91 @@ def _checked(value, f, where: str):
         if not isinstance(value, bool):
             raise OptionError(f"{where} must be true or false, got {value!r}")
         return value
-    if kind is dict:
+    if check == "tflops":
         if not isinstance(value, dict) or "fp32" not in value:
             raise OptionError(f"{where} must be a table of TFLOP/s per precision with at least "
                               f"fp32 (precisions: {', '.join(PRECISIONS)})")
         for precision, tflops in value.items():
-            if precision not in PRECISIONS:
-                raise OptionError(f"{where}: unknown precision {precision!r}; known: "
-                                  f"{', '.join(PRECISIONS)}")
+            _check_precision(precision, where)
             _checked_number(tflops, float, "positive", f"{where} {precision}")
         return {p: float(t) for p, t in value.items()}
+    if check == "by row bytes":
+        if not isinstance(value, dict) or not value:
+            raise OptionError(f"{where} must be a table of efficiencies by row bytes, e.g. "
+                              f"{' '.join(f'{b} = 0.5' for b in GATHER_ROW_BYTES)}")
+        out = {}
+        for size, eff in value.items():
+            if not (str(size).isascii() and str(size).isdigit()) or int(size) <= 0:
+                raise OptionError(f"{where}: {size!r} is not a row size in bytes")
+            out[int(size)] = _checked_number(eff, float, "fraction", f"{where} {size}")
+        return out
+    if check == "gemm grids":
+        if not isinstance(value, dict):
+            raise OptionError(f"{where} must have one table per precision of MxKxN = efficiency")
+        out = {}
+        for precision, table in value.items():
+            _check_precision(precision, where)
+            out[precision] = _checked_grid(table, f"{where}.{precision}")
+        return out
     return _checked_number(value, kind, check, where)
+
+
+def _check_precision(precision, where: str) -> None:
+    if precision not in PRECISIONS:
+        raise OptionError(f"{where}: unknown precision {precision!r}; known: "
+                          f"{', '.join(PRECISIONS)}")
+
+
+def _checked_grid(table, where: str) -> dict:
+    """A GEMM efficiency grid: "MxKxN" = fraction, for every M with every K and N."""
+    if not isinstance(table, dict) or not table:
+        raise OptionError(f"{where} must be a table of \"MxKxN\" = efficiency")
+    out = {}
+    for shape, eff in table.items():
+        parts = str(shape).split("x")
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() and int(p) > 0
+                                      for p in parts):
+            raise OptionError(f"{where}: {shape!r} is not a GEMM shape MxKxN (positive integers)")
+        canonical = "x".join(str(int(p)) for p in parts)
+        if canonical in out:
+            raise OptionError(f"{where}: the shape {shape!r} is given twice")
+        out[canonical] = _checked_number(eff, float, "fraction", f"{where} {shape}")
+    axes, _ = _grid(out)
+    if len(out) != np.prod([len(a) for a in axes]):
+        raise OptionError(f"{where}: the shapes must form a grid (every M with every K and N); "
+                          f"{len(out)} shapes over {' x '.join(str(len(a)) for a in axes)} "
+                          "values of M, K, N")
+    return out
+
+
+def _grid(table: dict):
+    """(log2 axes of M, K, N; a [M, K, N] array of efficiencies) of a checked grid table."""
+    shapes = {tuple(int(p) for p in s.split("x")): e for s, e in table.items()}
+    values = [sorted({s[i] for s in shapes}) for i in range(3)]
+    array = np.full([len(v) for v in values], np.nan)
+    for (m, k, n), eff in shapes.items():
+        array[values[0].index(m), values[1].index(k), values[2].index(n)] = eff
+    return [np.log2(v) for v in values], array
+
+
+def _interp3(axes, table, point):
+    """Trilinear interpolation of table over axes at point (each coordinate an array or a
+    number), clamped to the axes' ends."""
+    weights = []
+    for axis, x in zip(axes, point):
+        if len(axis) == 1:
+            weights.append([(0, np.ones_like(x, dtype=float))])
+            continue
+        x = np.clip(x, axis[0], axis[-1])
+        i = np.clip(np.searchsorted(axis, x, side="right") - 1, 0, len(axis) - 2)
+        t = (x - axis[i]) / (axis[i + 1] - axis[i])
+        weights.append([(i, 1 - t), (i + 1, t)])
+    out = 0.0
+    for i, wi in weights[0]:
+        for j, wj in weights[1]:
+            for k, wk in weights[2]:
+                out = out + wi * wj * wk * table[i, j, k]
+    return out
 
 
 def _checked_number(value, kind: type, check: str, where: str):

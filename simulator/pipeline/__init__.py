@@ -21,7 +21,7 @@ from ..errors import CapacityError, OptionError
 from ..hardware import HardwareProfile, load_hardware
 from ..trace import Trace, open_trace
 from ..workload import ModelConfig, load_model
-from . import engine
+from . import engine, ops
 from .cache import Cache
 from .cache_prefetch import CachePrefetch
 from .costs import BatchWork, StageCosts
@@ -57,6 +57,7 @@ class SimulationResult:
     hit_rate: float | None
     warmup: int
     replay: dict = field(default_factory=dict)
+    op_counts: dict = field(default_factory=dict)  # stage -> framework ops per batch
 
     @property
     def iteration_end(self) -> np.ndarray:
@@ -118,6 +119,7 @@ class SimulationResult:
             "bottleneck": self.bottleneck,
             "busy": self.busy(),
             "breakdown": self.breakdown(),
+            "ops_per_iteration": {s: float(np.mean(c)) for s, c in self.op_counts.items()},
             "hit_rate": self.hit_rate,
             "h2d_bytes": self.bytes_h2d,
             "d2h_bytes": self.bytes_d2h,
@@ -172,11 +174,12 @@ class SimulationResult:
             raise
 
 
-def _half_duplex(programs: dict) -> dict:
-    """One link for both directions: its steps in batch order, H2D before D2H in a batch."""
-    link = sorted([(b, 0, i, s) for i, (s, b) in enumerate(programs.pop("h2d", []))]
-                  + [(b, 1, i, s) for i, (s, b) in enumerate(programs.pop("d2h", []))])
-    programs["h2d"] = [(s, b) for b, _, _, s in link]
+def _half_duplex(programs: dict, stage_order) -> dict:
+    """One link for both directions: its steps in batch order, a batch's copies in the order
+    the mode runs its stages."""
+    position = {s: i for i, s in enumerate(stage_order)}
+    link = programs.pop("h2d", []) + programs.pop("d2h", [])
+    programs["h2d"] = sorted(link, key=lambda step: (step[1], position[step[0]]))
     return programs
 
 
@@ -242,12 +245,19 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         zeros = np.zeros(n, dtype=np.int64)
         work = BatchWork(samples, lookups, unique, zeros, zeros)
     costs = StageCosts(work, hw, mdl, trace.num_tables)
-    stages = m.stages(costs)
-    programs = m.programs(n)
-    if not hw.link_full_duplex:
-        programs = _half_duplex(programs)
-        stages = {s: ("h2d" if r == "d2h" else r, d) for s, (r, d) in stages.items()}
-    schedule = engine.run(stages, programs, m.depends)
+    stage_ops = m.stage_ops(costs)
+    stages = {s: (r, costs.time(o)) for s, (r, o) in stage_ops.items()}
+    if hw.kind == "cpu":
+        # One resource runs every op in order, as the backend does on the CPU: nothing
+        # overlaps, so nothing waits for anything but its turn.
+        stages = {s: ("cpu", d) for s, (_, d) in stages.items()}
+        schedule = engine.run(stages, {"cpu": m.serial_program(stages, n)}, lambda s, b: ())
+    else:
+        programs = m.programs(n)
+        if not hw.link_full_duplex:
+            programs = _half_duplex(programs, stages)
+            stages = {s: ("h2d" if r == "d2h" else r, d) for s, (r, d) in stages.items()}
+        schedule = engine.run(stages, programs, m.depends)
     h2d_bytes, d2h_bytes = (int(np.sum(x)) for x in m.traffic(costs))
     config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
               "capacity": cap, "lookahead": lookahead if mode == "scratchpipe" else None,
@@ -261,10 +271,11 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         replay_summary = {k: v for k, v in rep.to_dict().items()
                           if k in ("policy", "capacity", "params", "hits", "misses", "evictions",
                                    "unique", "min_capacity", "train_hit_rate")}
+    op_counts = {s: ops.count(o, n) for s, (_, o) in stage_ops.items()}
     return SimulationResult(mode, config, schedule, work, h2d_bytes, d2h_bytes, hit_rate,
                             default_warmup(n, lookahead if mode == "scratchpipe" else 1)
                             if warmup is None else min(max(0, warmup), n - 1),
-                            replay_summary)
+                            replay_summary, op_counts)
 
 
 __all__ = ["MODES", "SimulationResult", "get_mode", "simulate"]

@@ -2,10 +2,13 @@
 trains (TorchRec's prefetch pipeline: a lookahead of one batch). The lines of batch i are
 locked while i+1 is looked up, so the replay is the scratchpad's with a window of one batch
 and LRU victims. On the GPU, per iteration: look up i+1 and gather its victims, train i,
-then insert i+1's rows (which have crossed PCIe during the training step)."""
+then insert i+1's rows (which have crossed PCIe during the training step). The host plans
+i+1 before i trains, as the backend does (it is scratchpipe's with a window of one batch)."""
 
 from ..caches import replay
+from .engine import started
 from .mode import CachedMode
+from .scratchpipe import planned_ahead
 
 
 class CachePrefetch(CachedMode):
@@ -15,18 +18,24 @@ class CachePrefetch(CachedMode):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=1, victim="lru",
                       per_batch=True)
 
-    def stages(self, c):
-        return {"lookup": ("gpu", c.gpu_probe()), **self.cached_stages(c)}
-
     def programs(self, n):
-        gpu = [("lookup", 0), ("evict", 0), ("insert", 0)]
+        gpu = [("evict", 0), ("insert", 0)]
         for b in range(n):
             if b + 1 < n:
-                gpu += [("lookup", b + 1), ("evict", b + 1)]
+                gpu.append(("evict", b + 1))
             gpu.append(("train", b))
             if b + 1 < n:
                 gpu.append(("insert", b + 1))
         return {"gpu": gpu,
-                "cpu": [s for b in range(n) for s in (("collect", b), ("writeback", b))],
-                "h2d": [s for b in range(n) for s in (("input", b), ("h2d", b))],
+                "cpu": [s for b in range(n)
+                        for s in (("plan", b), ("writeback", b), ("collect", b))],
+                "h2d": [s for b in range(n) for s in (("input", b), ("transfer", b))],
                 "d2h": [("d2h", b) for b in range(n)]}
+
+    def depends(self, stage, b):
+        if stage == "plan":  # planned once the training of b-2 is issued: a window of one
+            return (started("train", b - 2),)
+        return super().depends(stage, b)
+
+    def serial_program(self, stages, n):
+        return planned_ahead(stages, n, lookahead=1)

@@ -1,9 +1,9 @@
-"""Per-batch work and what it costs: the durations the training modes charge their stages with.
+"""Per-batch work and what it costs: the ops of each stage (ops.py) priced with the hardware
+profile, as the durations the training modes charge their stages with.
 
 Work per batch b comes from the trace and the replay: samples S, lookups L, distinct rows U,
-rows fetched (misses) M and rows evicted E. Prices come from the hardware profile and the
-model. A row moved between host and GPU travels with its optimizer state (row_state_bytes),
-since both are updated together.
+rows fetched (misses) M and rows evicted E. A row moved between host and device travels with
+its optimizer state (row_state_bytes), since both are updated together.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 
 from ..hardware import HardwareProfile
 from ..workload import ModelConfig
+from . import ops
+from .ops import FP32_BYTES, INDEX_BYTES, Op
 
-INDEX_BYTES = 8      # int64 row ids, as the embedding kernels take them
-TAG_BYTES = 16       # one cache or scratchpad probe: the row id and the slot it maps to
-FP32_BYTES = 4       # dense features and labels arrive as fp32
 
 
 @dataclass
@@ -33,16 +32,26 @@ class BatchWork:
 
 
 class StageCosts:
-    """Seconds per batch of every kind of stage, as numpy arrays."""
+    """The ops of every kind of stage and their seconds per batch, as numpy arrays."""
 
     def __init__(self, work: BatchWork, hardware: HardwareProfile, model: ModelConfig,
                  num_tables: int):
         self.work, self.hw, self.model = work, hardware, model
         self.num_tables = num_tables
-        # One row size for all tables: the mean over tables when their dims differ.
-        self.row_bytes = float(np.mean([model.row_bytes(t) for t in range(num_tables)]))
-        self.row_state_bytes = float(np.mean([model.row_bytes_with_state(t)
-                                              for t in range(num_tables)]))
+        self.n = len(work)
+        dims = [model.dim(t if isinstance(model.embedding_dim, tuple) else 0)
+                for t in range(num_tables)]
+        # The backend stores every row padded to the widest table, its optimizer state beside.
+        dim = max(dims)
+        state_columns = model.optimizer_state_bytes(0) // FP32_BYTES
+        self.shape = ops.StepShape(
+            dim=dim, width=dim + state_columns, tables=num_tables,
+            bottom=tuple(model.bottom_mlp), top=(model.top_mlp_input(num_tables),)
+            + tuple(model.top_mlp), interaction=model.interaction,
+            optimizer="sgd" if model.optimizer == "sgd" else "adagrad")
+        self.row_bytes = float(model.row_bytes(0) if len(set(dims)) == 1
+                               else np.mean([model.row_bytes(t) for t in range(num_tables)]))
+        self.row_state_bytes = float(FP32_BYTES * self.shape.width)
         dense_features = model.bottom_mlp[0]
         w = work
         self.input_dense_bytes = w.samples * (dense_features + 1) * FP32_BYTES
@@ -50,52 +59,55 @@ class StageCosts:
         self.pooled_bytes = w.samples * num_tables * self.row_bytes
         self.fetch_bytes = w.misses * self.row_state_bytes
         self.evict_bytes = w.evictions * self.row_state_bytes
-        # MLP work scales linearly with the samples of a batch.
-        per_sample = model.mlp_flops(1, num_tables)
-        self.mlp = hardware.compute_time(w.samples * per_sample, model.mlp_precision)
+        self.prices = ops.Costs(hardware, model.mlp_precision)
 
-    # -- GPU ------------------------------------------------------------------------------------
-    def train_on_gpu_tables(self) -> np.ndarray:
-        """Forward gather of every lookup, MLPs forward and backward, and the update of every
-        distinct row (read-modify-write of the row and its optimizer state), all in HBM."""
-        w, hw = self.work, self.hw
-        return (hw.gpu_gather_time(w.lookups, self.row_bytes) + self.mlp
-                + hw.gpu_scatter_time(w.unique, self.row_state_bytes))
+    def time(self, stage_ops: list[Op]) -> np.ndarray:
+        return self.prices.stage(stage_ops, self.n)
 
-    def train_mlp_only(self) -> np.ndarray:
-        return self.mlp
+    # -- op lists the modes compose -------------------------------------------------------------
+    def train_step(self, rows_on_host: bool = False) -> list[Op]:
+        w = self.work
+        step = ops.train_step(self.shape, w.samples, w.lookups, w.unique)
+        if rows_on_host:
+            step = ops.on_host(step, ops.ROW_OPS)
+        return step
 
-    def gpu_probe(self) -> np.ndarray:
-        return self.hw.gpu_gather_time(self.work.unique, TAG_BYTES)
+    def gather_rows(self, rows, on_host: bool = False, count=1) -> Op:
+        """Rows (with their state) gathered by an index op, on the device or by the host."""
+        if on_host:
+            return Op("index_select", "host_gather", count, rows=rows,
+                      row_bytes=self.row_state_bytes)
+        return ops.gather("index", rows, self.row_state_bytes, count)
 
-    def gpu_evict(self) -> np.ndarray:
-        """Gather the victims (rows and state) into a staging buffer for the D2H copy."""
-        return self.hw.gpu_gather_time(self.work.evictions, self.row_state_bytes)
+    def scatter_rows(self, rows, on_host: bool = False, count=1) -> Op:
+        if on_host:
+            return Op("index_put_", "host_scatter", count, rows=rows,
+                      row_bytes=self.row_state_bytes)
+        return ops.scatter("index_put_", rows, self.row_state_bytes, count)
 
-    def gpu_insert(self) -> np.ndarray:
-        return self.hw.gpu_scatter_time(self.work.misses, self.row_state_bytes)
+    def copies(self, nbytes, direction: str, pinned: bool = True, count=1) -> list[Op]:
+        """A copy between host and device (`.to(device)`): none on kind cpu, where the
+        "device" is the host and `.to` returns the tensor itself, dispatching nothing."""
+        if self.hw.kind == "cpu":
+            return []
+        return [Op("_to_copy", "copy", count, nbytes=nbytes, direction=direction,
+                   pinned=pinned)]
 
-    # -- CPU ------------------------------------------------------------------------------------
-    def cpu_probe(self) -> np.ndarray:
-        return self.hw.cpu_gather_time(self.work.unique, TAG_BYTES)
+    def inputs(self) -> list[Op]:
+        """The batch's dense features, labels, lookup positions and bag offsets copied to the
+        device, one `.to` each."""
+        w = self.work
+        return [op for nbytes in (w.samples * self.model.bottom_mlp[0] * FP32_BYTES,
+                                  w.samples * FP32_BYTES, self.index_bytes,
+                                  w.samples * self.num_tables * INDEX_BYTES)
+                for op in self.copies(nbytes, "h2d", pinned=False)]
 
-    def cpu_collect(self) -> np.ndarray:
-        return self.hw.cpu_gather_time(self.work.misses, self.row_state_bytes)
+    def plan(self) -> Op:
+        """The host planner (backend/planner.py): probe and touch the batch's distinct rows,
+        choose a victim for each miss and remap it to its slot."""
+        w = self.work
+        return Op("plan", "plan", rows=w.unique + w.misses)
 
-    def cpu_writeback(self) -> np.ndarray:
-        return self.hw.cpu_scatter_time(self.work.evictions, self.row_state_bytes)
-
-    def cpu_gather_all(self) -> np.ndarray:
-        """Hybrid: gather and pool every lookup from DRAM."""
-        return self.hw.cpu_gather_time(self.work.lookups, self.row_bytes)
-
-    def cpu_update_all(self) -> np.ndarray:
-        """Hybrid: apply the optimizer to every distinct row in DRAM."""
-        return self.hw.cpu_scatter_time(self.work.unique, self.row_state_bytes)
-
-    # -- links ----------------------------------------------------------------------------------
-    def h2d(self, nbytes) -> np.ndarray:
-        return self.hw.transfer_time(np.asarray(nbytes, dtype=float), "h2d")
-
-    def d2h(self, nbytes) -> np.ndarray:
-        return self.hw.transfer_time(np.asarray(nbytes, dtype=float), "d2h")
+    def any(self, rows) -> np.ndarray:
+        """1 for the batches where rows > 0: ops that run only when there is work."""
+        return (np.asarray(rows) > 0).astype(np.int64)

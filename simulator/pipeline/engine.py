@@ -6,9 +6,15 @@ work to a thread or a CUDA stream), and which earlier stages each one waits for.
 resource is then a process that takes its next stage, waits until the stages it depends on
 have finished, and is busy for the stage's duration.
 
-Because each resource keeps a fixed order, every finish time is a max-plus function of the
-stage durations: it can only grow when a duration grows. A faster link or memory therefore
-never makes any mode slower (no scheduling anomalies), which the property tests check.
+A dependency is on a step's end, or, written started(stage, b), on its start: a host thread
+that plans ahead once it has issued a training step does not wait for the GPU to finish it.
+A stage with no work (zero seconds: no victims to write back, nothing to copy) does not wait
+for anything but its turn: it has nothing to order.
+
+Because each resource keeps a fixed order, every start and finish time is a max-plus function
+of the stage durations (a step's wait appears as its duration leaves zero): it can only grow
+when a duration grows. A faster link or memory therefore never makes any mode slower (no
+scheduling anomalies), which the property tests check.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ import simpy
 RESOURCES = ("cpu", "h2d", "d2h", "gpu")
 
 Step = tuple[str, int]  # (stage, batch)
+STARTED = "started"
+
+
+def started(stage: str, b: int) -> tuple[str, int, str]:
+    """A dependency on the start of (stage, b) rather than its end."""
+    return (stage, b, STARTED)
 
 
 @dataclass
@@ -44,23 +56,25 @@ class Schedule:
 def run(durations: dict[str, tuple[str, np.ndarray]], programs: dict[str, Iterable[Step]],
         depends: Callable[[str, int], Iterable[Step]]) -> Schedule:
     """Simulate. durations: stage -> (resource, seconds per batch); programs: resource -> the
-    steps it issues in order; depends(stage, b): the steps that must finish first (steps
-    with a negative batch are ignored)."""
+    steps it issues in order; depends(stage, b): the steps that must finish (or, given as
+    started(stage, b), start) first; steps with a negative batch are ignored."""
     env = simpy.Environment()
     n = len(next(iter(durations.values()))[1])
     done = {s: [env.event() for _ in range(n)] for s in durations}
+    begun = {s: [env.event() for _ in range(n)] for s in durations}
     start = {s: np.full(n, np.nan) for s in durations}
     end = {s: np.full(n, np.nan) for s in durations}
 
     def resource_process(program):
         for stage, b in program:
-            for dep_stage, dep_b in depends(stage, b):
+            seconds = durations[stage][1][b]
+            for dep_stage, dep_b, *which in depends(stage, b) if seconds > 0 else ():
                 if dep_b >= 0:
-                    ev = done[dep_stage][dep_b]
+                    ev = (begun if which == [STARTED] else done)[dep_stage][dep_b]
                     if not ev.triggered:
                         yield ev
             start[stage][b] = env.now
-            seconds = durations[stage][1][b]
+            begun[stage][b].succeed()
             if seconds > 0:
                 yield env.timeout(seconds)
             end[stage][b] = env.now

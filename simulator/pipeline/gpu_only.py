@@ -1,15 +1,20 @@
-"""gpu-only: every table in HBM; the speed limit. The GPU gathers, trains and updates; the only
-traffic is each batch's inputs (dense features, labels, row ids), double-buffered."""
+"""gpu-only: every table in HBM; the speed limit. The GPU gathers the batch's rows, trains and
+scatters the updated rows back; the only traffic is each batch's inputs (dense features,
+labels, row ids), double-buffered."""
 
+from .costs import INDEX_BYTES
 from .mode import INPUT_BUFFERS, Mode
 
 
 class GpuOnly(Mode):
     name = "gpu-only"
 
-    def stages(self, c):
-        return {"input": ("h2d", c.h2d(c.input_dense_bytes + c.index_bytes)),
-                "train": ("gpu", c.train_on_gpu_tables())}
+    def stage_ops(self, c):
+        w = c.work
+        return {"input": ("h2d", c.inputs()),
+                "train": ("gpu", c.copies(w.unique * INDEX_BYTES, "h2d", pinned=False)
+                          + [c.gather_rows(w.unique), *c.train_step(),
+                             c.scatter_rows(w.unique)])}
 
     def traffic(self, c):
         return c.input_dense_bytes + c.index_bytes, 0 * c.index_bytes

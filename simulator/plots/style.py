@@ -19,9 +19,9 @@ MODE_COLORS = {
     "cache-prefetch": "#17becf", "scratchpipe": "#d62728",
 }
 STAGE_COLORS = {
-    "input": "#c7c7c7", "plan": "#bcbd22", "lookup": "#dbdb8d", "gather": "#9467bd",
-    "collect": "#c5b0d5", "h2d": "#1f77b4", "evict": "#ff9896", "insert": "#aec7e8",
-    "train": "#2ca02c", "d2h": "#ff7f0e", "writeback": "#ffbb78", "update": "#8c564b",
+    "input": "#c7c7c7", "plan": "#bcbd22", "evict": "#ff9896", "d2h": "#ff7f0e",
+    "writeback": "#ffbb78", "collect": "#c5b0d5", "transfer": "#1f77b4", "insert": "#aec7e8",
+    "train": "#2ca02c",
 }
 # Stages bottom to top in stacked bars: the order data moves through an iteration.
 STAGE_ORDER = tuple(STAGE_COLORS)

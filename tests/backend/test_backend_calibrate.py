@@ -17,12 +17,18 @@ def test_calibrate_writes_a_loadable_profile(tmp_path, capsys):
     assert main(["calibrate", "--device", "cpu", "--quick", "-o", str(out)]) == 0
     assert "calibrated-cpu" in capsys.readouterr().out
     profile = simulator.load_hardware(out)
-    for value in (profile.link_h2d_gb_per_s, profile.link_d2h_gb_per_s, profile.link_latency_us,
-                  profile.cpu_dram_gb_per_s, profile.cpu_row_latency_ns,
-                  profile.cpu_thread_gb_per_s, profile.gpu_hbm_gb_per_s,
-                  profile.gpu_launch_us, profile.gpu_matrix_tflops["fp32"]):
+    assert profile.kind == "cpu"  # the device is the host: one resource runs every op
+    for value in (profile.link_h2d_gb_per_s, profile.link_d2h_gb_per_s,
+                  profile.link_pageable_gb_per_s, profile.cpu_dram_gb_per_s,
+                  profile.cpu_thread_gb_per_s, profile.cpu_dispatch_us, profile.gpu_hbm_gb_per_s,
+                  profile.gpu_matrix_tflops["fp32"]):
         assert value > 0
-    assert 0 < profile.gpu_gather_efficiency <= 1 and 0 < profile.gpu_mlp_efficiency <= 1
+    assert sorted(profile.gpu_gather_efficiency) == [16, 64, 256, 512]
+    assert all(0 < e <= 1 for e in profile.gpu_gather_efficiency.values())
+    grid = profile.gpu_gemm_efficiency["fp32"]
+    # A full grid of the quick shapes, against the best rate any of them reached.
+    assert len(grid) == 2 * 3 * 3 and max(grid.values()) == 1.0
+    assert profile.gpu_launch_us == 0  # on the CPU an op's fixed cost is its dispatch
     assert [p.name for p in tmp_path.iterdir()] == ["cpu.toml"]
 
 

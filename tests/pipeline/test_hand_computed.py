@@ -1,11 +1,14 @@
 """Every mode's per-iteration times on a 3-batch trace, computed by hand.
 
-Prices (round numbers): a 1,000-byte row costs 1 us to gather on the CPU, to cross the link
-either way, and to gather on the GPU; a scatter (read-modify-write) costs 2 us a row on
-either side; the MLPs take 10 us a batch; no latencies and no launch overheads. Small
-transfers: a batch's inputs are 2 samples x (1 dense + 1 label) x 4 B + 2 ids x 8 B = 32 B
-(0.032 us; hybrid sends no ids: 0.016 us) and a probe of the 2 distinct rows' 16-byte tags
-costs 0.032 us.
+Prices (round numbers): a 1,000-byte row costs 1 us to gather, on the host or the device, and
+to cross the link either way (pinned or pageable); a scatter (read-modify-write) costs 2 us a
+row on either side; the GEMMs of a train step take 10 us in all; elementwise work is free
+(a bandwidth of 1e9 GB/s) and so are dispatch, launches and latencies. A train step gathers
+each lookup's row to pool it (2 rows: 2 us) and again in its backward (2 us): 14 us.
+Small transfers: a batch's inputs are 2 samples x (1 dense + 1 label) x 4 B + 2 lookup
+positions x 8 B + 2 bag offsets x 8 B = 48 B in four copies (0.048 us); the ids of a batch's
+2 distinct rows or slots 16 B (0.016 us); a plan probes its distinct rows and places its
+misses at 16 bytes each (0.016 us each).
 
 Trace (one table, batch size 2): b0 = {0, 1}, b1 = {2, 3}, b2 = {0, 4}.
 """
@@ -13,32 +16,41 @@ Trace (one table, batch size 2): b0 = {0, 1}, b1 = {2, 3}, b2 = {0, 4}.
 import numpy as np
 import pytest
 
-from simulator import TraceWriter
-from simulator.pipeline import simulate
+from simulator import TraceWriter, load_model
+from simulator.pipeline import ops, simulate
+from simulator.pipeline.costs import BatchWork, StageCosts
 
 US = 1e-6
 
 PROFILE = """
 name = "round"
+kind = "cuda"
 [link]
 h2d_gb_per_s = 1
 d2h_gb_per_s = 1
+pageable_gb_per_s = 1
 latency_us = 0
 full_duplex = true
 [cpu]
-dram_gb_per_s = 1000
+dram_gb_per_s = 1e9
 row_latency_ns = 0
 threads = 1
 thread_gb_per_s = 1
 dram_capacity_gib = 64
+dispatch_us = 0
+plan_us = 0
+plan_row_ns = 16
 [gpu]
-hbm_gb_per_s = 2
-gather_efficiency = 0.5
-mlp_efficiency = 1
+hbm_gb_per_s = 1e9
+stream_efficiency = 1
 launch_us = 0
 hbm_capacity_gib = 16
+[gpu.gather_efficiency]
+64 = 1e-9
 [gpu.matrix_tflops]
 fp32 = {tflops}
+[gpu.gemm_efficiency.fp32]
+1x1x1 = 1
 """
 
 MODEL = """
@@ -60,11 +72,19 @@ def setup(tmp_path_factory):
         w.append(np.array([0, 1, 2, 3, 0, 4]))
         trace = w.close()
     (d / "model.toml").write_text(MODEL)
-    from simulator import load_model
-    flops_per_batch = load_model(d / "model.toml").mlp_flops(2, 1)
-    # Pick the matrix peak that makes the MLPs of one batch take exactly 10 us.
+    one = np.ones(1, dtype=np.int64)
+    step = StageCosts(BatchWork(2 * one, 2 * one, 2 * one, 0 * one, 0 * one),
+                      load_hardware_round(1.0), load_model(d / "model.toml"), 1).train_step()
+    flops_per_batch = sum(float(op.flops[0]) for op in step if op.kind == "gemm")
+    # Pick the matrix peak that makes the GEMMs of one batch take exactly 10 us.
     (d / "hw.toml").write_text(PROFILE.format(tflops=flops_per_batch / (10 * US) / 1e12))
     return trace, d / "hw.toml", d / "model.toml"
+
+
+def load_hardware_round(tflops):
+    from simulator.hardware import HardwareProfile
+    import tomllib
+    return HardwareProfile.from_dict(tomllib.loads(PROFILE.format(tflops=tflops)))
 
 
 def ends(setup, mode, **kw):
@@ -74,56 +94,79 @@ def ends(setup, mode, **kw):
 
 
 def test_gpu_only(setup):
-    # Train = gather 2 rows (2) + MLP (10) + update 2 rows (4) = 16 us, after its 0.032 us input.
+    # Train = copy the 2 row ids (.016) + gather 2 rows (2) + step (14) + update 2 rows (4) =
+    # 20.016 us, after its 0.048 us input.
     r, end = ends(setup, "gpu-only")
-    assert end == pytest.approx([16.032, 32.032, 48.032])
-    assert np.diff(end) == pytest.approx([16, 16])
+    assert end == pytest.approx([20.064, 40.08, 60.096])
+    assert np.diff(end) == pytest.approx([20.016, 20.016])
     assert r.bytes_h2d == 3 * 32 and r.bytes_d2h == 0
 
 
 def test_hybrid(setup):
-    # In order: CPU gathers 2 rows (2), pooled H2D 2 x 1,000 B (2), MLP (10), gradients D2H (2),
-    # CPU updates 2 rows (4): 20 us an iteration; the first ends after gather, copy and MLP.
+    # In order: the host gathers 2 rows (2); the step pools them on the host (2), copies the
+    # pooled 2 x 1,000 B H2D (2), runs the GEMMs (10), copies their gradients D2H (2) and
+    # computes the rows' gradients on the host (2): 18; the host writes 2 rows back (4).
+    # 24 us an iteration; the first ends after collect and step.
     r, end = ends(setup, "hybrid")
-    assert end == pytest.approx([14, 34, 54])
+    assert end == pytest.approx([20, 44, 68])
     assert r.bytes_h2d == 3 * (16 + 2000) and r.bytes_d2h == 3 * 2000
 
 
 def test_cache_lru_on_demand(setup):
-    # LRU with 2 rows: misses [2, 2, 2], victims [0, 2, 2].
-    # b0: probe .032, collect 2 rows (2), H2D (2), insert 2 rows (4), train 16 -> 24.032.
-    # b1, b2: probe .032, evict 2 rows on the GPU (2) while the CPU collects (2), H2D (2) while
-    # the victims go D2H (2), insert (4), train (16): 24.032 each.
+    # LRU with 2 rows: misses [2, 2, 2], victims [0, 2, 2]. The host plans (2 probes + 2
+    # misses: .064) and then, in order, writes the victims back and collects the misses.
+    # b0: plan .064, collect 2 rows (2) -> 2.064, copy them in (2) -> 4.064, insert (slot ids
+    # .016 + 2 rows 4) -> 8.08, train 20.016 -> 28.096.
+    # b1, b2: after the last train, the GPU gathers the 2 victims (their slot ids .016 + 2),
+    # they go D2H (2), the host writes them back (4) and only then collects (2), copy in (2),
+    # insert (4.016), train (20.016): 36.048 each.
     r, end = ends(setup, "cache", capacity=2)
-    assert end == pytest.approx([24.032, 48.064, 72.096])
+    assert end == pytest.approx([28.096, 64.144, 100.192])
     assert r.replay["misses"] == 6 and r.replay["evictions"] == 4
     assert r.bytes_d2h == 4 * 1000
 
 
 def test_cache_prefetch(setup):
     # The lines of batch i are locked while i+1 is looked up (a 4-row cache): misses [2, 2, 1],
-    # victims [0, 0, 1] (row 1, at b2).
-    # GPU: lookup0 .032, insert0 (after collect 2 and H2D 2) 4.032->8.032, lookup1 -> 8.064,
-    # train0 8.064->24.064 while b1's rows are collected (8.064->10.064) and copied (->12.064);
-    # insert1 24.064->28.064; lookup2 -> 28.096, evict2 -> 29.096, train1 29.096->45.096;
-    # meanwhile b2's row is collected and copied (-> 30.096); insert2 45.096->47.096;
-    # train2 47.096->63.096.
+    # victims [0, 0, 1] (row 1, at b2). A stage with nothing to do waits for nothing.
+    # Host: plan0 .064, collect0 -> 2.064, plan1 -> 2.128, collect1 -> 4.128; plan2 (2 probes,
+    # 1 miss: .048) once train0 has started, 8.08 -> 8.128. b0's rows cross 2.064 -> 4.064,
+    # insert0 (4.016) -> 8.08, train0 -> 28.096.
+    # GPU, per iteration: insert i+1, gather i+2's victims, train i+1: insert1 (4.016) ->
+    # 32.112, evict2 (1 slot id .008 + 1 row) -> 33.12, train1 -> 53.136; meanwhile the victim
+    # goes D2H (1) and is written back (2) before row 4 is collected (1) and copied (1): by
+    # 38.12. insert2 (2.008) -> 55.144, train2 -> 75.16.
     r, end = ends(setup, "cache-prefetch", capacity=4)
-    assert end == pytest.approx([24.064, 45.096, 63.096])
+    assert end == pytest.approx([28.096, 53.136, 75.16])
     assert r.replay["misses"] == 5 and r.replay["evictions"] == 1
 
 
 def test_scratchpipe(setup):
-    # W = 1, 4 rows: the same decisions as cache-prefetch. CPU: plan0 (.032), collect0 (->2.032),
-    # plan1 (->2.064), collect1 (->4.064); plan2 waits for train0. GPU: insert0 after H2D
-    # (4.032->8.032), train0 8.032->24.032; plan2 24.032->24.064, evict2 24.064->25.064,
-    # insert1 25.064->29.064, train1 29.064->45.064; b2's row is collected and copied by
-    # 26.064, insert2 45.064->47.064, train2 47.064->63.064.
+    # W = 1, 4 rows: the same decisions as cache-prefetch. Host: plan0 .064, collect0 -> 2.064,
+    # plan1 -> 2.128, collect1 -> 4.128; plan2 once train0 has started (8.08 -> 8.128), and
+    # row 4 is collected (1) at once. GPU: insert0 after its copy (4.064 -> 8.08), train0 ->
+    # 28.096; the victim's gather (.008 + 1) -> 29.104 (after train0, its last use), insert1
+    # (4.016) -> 33.12, train1 -> 53.136; insert2 (2.008) -> 55.144, train2 -> 75.16.
     r, end = ends(setup, "scratchpipe", capacity=4, lookahead=1)
-    assert end == pytest.approx([24.032, 45.064, 63.064])
+    assert end == pytest.approx([28.096, 53.136, 75.16])
     # The victim (row 1, last used by b0) is written back after train0 has finished.
     assert r.schedule.start["writeback"][2] >= r.schedule.end["train"][0]
     assert r.to_dict()["replay"]["train_hit_rate"] == 1.0
+
+
+def test_kind_cpu_runs_every_stage_in_order(setup, tmp_path):
+    # On kind cpu one resource runs all: an iteration is the sum of its stages, so the runs
+    # end at the running sums (gpu-only: the 0.048 us input and the 0.016 us id copy are
+    # not made, there being no link: 20 us a batch).
+    trace, hw, model = setup
+    cpu = tmp_path / "cpu.toml"
+    cpu.write_text(hw.read_text().replace('kind = "cuda"', 'kind = "cpu"'))
+    r = simulate(trace, mode="gpu-only", hardware=cpu, model=model)
+    assert r.iteration_end / US == pytest.approx([20, 40, 60])
+    r = simulate(trace, mode="scratchpipe", hardware=cpu, model=model, capacity=4, lookahead=1)
+    busy = sum(float(np.sum(r.schedule.end[s] - r.schedule.start[s])) for s in r.schedule.stages)
+    assert r.iteration_end[-1] == pytest.approx(busy)
+    assert set(r.schedule.stages.values()) == {"cpu"}
 
 
 def test_a_half_duplex_link_carries_one_direction_at_a_time(setup, tmp_path):
@@ -133,7 +176,7 @@ def test_a_half_duplex_link_carries_one_direction_at_a_time(setup, tmp_path):
     full = simulate(trace, mode="scratchpipe", hardware=hw, model=model, capacity=4, lookahead=1)
     r = simulate(trace, mode="scratchpipe", hardware=half, model=model, capacity=4, lookahead=1)
     copies = sorted((r.schedule.start[s][b], r.schedule.end[s][b])
-                    for s in ("input", "h2d", "d2h") for b in range(3))
+                    for s in ("input", "transfer", "d2h") for b in range(3))
     assert all(end <= next_start for (_, end), (next_start, _) in zip(copies, copies[1:]))
     assert r.busy()["d2h"] == 0 and r.bytes_d2h == full.bytes_d2h
     assert np.all(r.iteration_end >= full.iteration_end)

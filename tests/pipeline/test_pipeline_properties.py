@@ -107,7 +107,9 @@ def test_no_writeback_before_the_last_training_step_that_used_its_row(tmp_path, 
                 assert s["writeback"][j] >= e["train"][last_use], (mode, j)
         # Slots are overwritten only after their victims are out, and a row evicted at j-1 is
         # collected again only after its write-back.
-        assert np.all(s["insert"] >= e["d2h"])
+        fetching = r.work.misses > 0
+        assert np.all(s["insert"][fetching] >= e["d2h"][fetching])
         assert np.all(s["collect"][1:] >= e["writeback"][:-1])
-        # Training always hits: it starts after its rows were inserted.
+        # Training always hits: it starts after its rows were inserted (a stage with no work
+        # waits for nothing).
         assert np.all(s["train"] >= e["insert"])
