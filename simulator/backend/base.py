@@ -319,6 +319,13 @@ class Trainer(ABC):
         return update_rows(rows, emb.grad, batch.row_dims.to(where), self.config.optimizer,
                            self.config.lr, self.dim)
 
+    def train_rows(self, store, index, batch: Batch, i: int) -> None:
+        """Gather the batch's rows from `store` at `index`, train on them and scatter them
+        back: one index_select and one index_copy_ (advanced indexing, store[index], runs
+        several times slower on the CPU)."""
+        store.index_copy_(0, index, self.train_step(torch.index_select(store, 0, index),
+                                                    batch, i))
+
     def run(self) -> TrainResult:
         try:
             for i in range(len(self.batches)):

@@ -30,7 +30,7 @@ class Cache(Trainer):
         self.fetched[i], self.evicted[i] = len(plan.missing), len(plan.victims)
         with self.timer.stage("train", i):
             on_device = plan.slots_tensor.to(self.device)
-            store.data[on_device] = self.train_step(store.data[on_device], batch, i)
+            self.train_rows(store.data, on_device, batch, i)
 
     def host_table(self):
         return self.store.flush()

@@ -8,7 +8,12 @@ validation grid):
 - the GEMM efficiency grid: addmm over a grid of shapes, each product's time less that of the
   same op with no work, against the best rate reached;
 - stream bandwidth: an elementwise add at several sizes, fitted to time = t0 + bytes / rate;
-- gather efficiency: index ops over random rows of 16, 64, 256 and 512 bytes;
+- gather and scatter efficiency: the backend's index_select and index_copy_ over random rows
+  of 16, 64, 256 and 512 bytes;
+- the embedding backward (embedding_bag's) at several lookup counts, less the row traffic the
+  profile already charges: its bookkeeping per lookup (sorting ids, finding bags and runs);
+- the fixed time of each product of a batched GEMM: bmm of tiny matrices, one operand
+  transposed as the dot interaction has it;
 - copies at several sizes, fitted to latency + bytes / bandwidth, pinned and pageable;
 - host row gathers with the backend's own op (index_select) at two row sizes with one thread
   (row latency and a thread's bandwidth) and with every thread (the DRAM bound);
@@ -32,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OptionError
-from ..hardware import load_hardware
+from ..hardware import HardwareProfile, load_hardware
 from ..hardware.profile import GATHER_ROW_BYTES
 from .base import DEVICES, torch
 
@@ -45,16 +50,36 @@ STREAM_BYTES = (1 << 18, 1 << 20, 4 << 20, 16 << 20)
 GEMM_M = (16, 128, 1024, 8192)
 GEMM_K = (1, 16, 128, 1024)
 GEMM_N = (1, 16, 128, 1024)
-QUICK_GEMM = ((16, 1024), (1, 16, 1024), (1, 16, 1024))
+QUICK_GEMM = (GEMM_M[:-1], GEMM_K, GEMM_N)  # the same grid without the largest products
 DISPATCH_BATCHES = 60
+SEGMENT_KEYS = (64, 1024, 16384, 262144)
+
+
+def _private_cache_bytes() -> int:
+    """The largest cache one core keeps to itself (L2 on most CPUs), from sysfs."""
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            shared = (index / "shared_cpu_list").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if shared in ("0", "0-0") and size.endswith("K"):
+            sizes.append(int(size[:-1]) * 1024)
+    return max(sizes, default=2 << 20)
 
 
 class _Clock:
-    """Times a callable on the device: perf_counter after a synchronize (CPU: nothing)."""
+    """Times a callable on the device: perf_counter after a synchronize (CUDA).
+
+    On the CPU each call is timed cold: in a training step every op finds the caches holding
+    the interpreter's and the other ops' data, not its own, so before each call the clock
+    writes a buffer twice the core's private cache, and times the call alone."""
 
     def __init__(self, device):
         self.device = device
         self.cuda = device.type == "cuda"
+        self.evict = None if self.cuda else torch.ones(2 * _private_cache_bytes() // 4)
 
     def sync(self):
         if self.cuda:
@@ -66,16 +91,23 @@ class _Clock:
         self.sync()
         samples = []
         for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            self.sync()
-            samples.append((time.perf_counter() - start) / calls)
+            total = 0.0
+            for _ in range(calls if self.evict is not None else 1):
+                if self.evict is not None:
+                    self.evict.add_(1)
+                start = time.perf_counter()
+                for _ in range(1 if self.evict is not None else calls):
+                    fn()
+                self.sync()
+                total += time.perf_counter() - start
+            samples.append(total / calls)
         return statistics.median(samples)
 
     def calls_for(self, fn, budget: float = 2e-3) -> int:
-        """Enough calls of fn to time about `budget` seconds per repeat."""
-        return max(1, int(budget / max(self.seconds(fn, 1), 1e-7)))
+        """Enough calls of fn to time about `budget` seconds per repeat (cold: at most 50,
+        each paying for its eviction besides)."""
+        calls = max(1, int(budget / max(self.seconds(fn, 1), 1e-7)))
+        return calls if self.evict is None else min(calls, 50)
 
 
 def _fit_line(x, t):
@@ -174,19 +206,54 @@ def _stream_gb_per_s(clock, device, repeats):
     return 1 / _fit_line(moved, times)[1] / _GB
 
 
-def _gather_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
-    """Random row gathers (index) of 16..512-byte rows, against the memory bandwidth: the
-    rows read, and written densely, count."""
-    out = {}
+def _row_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
+    """({row bytes: efficiency} of gathers, the same of scatters): the backend's own ops over
+    random rows of 16..512 bytes (index_select, index_copy_), against the memory bandwidth;
+    the rows written densely (or read densely) count at that bandwidth."""
+    gathers, scatters = {}, {}
     for row_bytes in GATHER_ROW_BYTES:
         table = torch.ones(table_bytes // row_bytes, row_bytes // 4, device=device)
-        rows = torch.randint(len(table), ((8 << 20) // row_bytes,), device=device)
-        seconds = clock.seconds(lambda: table[rows], repeats) - bare
-        write = len(rows) * row_bytes / (memory_gb_per_s * _GB)
-        read = max(seconds - write, 1e-12)
-        out[str(row_bytes)] = float(min(1.0, len(rows) * row_bytes / read / _GB
-                                        / memory_gb_per_s))
+        rows = torch.randperm(len(table), device=device)[:(8 << 20) // row_bytes]
+        values = torch.ones(len(rows), table.shape[1], device=device)
+        dense = len(rows) * row_bytes / (memory_gb_per_s * _GB)
+        for out, fn in ((gathers, lambda: torch.index_select(table, 0, rows)),
+                        (scatters, lambda: table.index_copy_(0, rows, values))):
+            seconds = max(clock.seconds(fn, repeats) - bare - dense, 1e-12)
+            out[str(row_bytes)] = float(min(1.0, len(rows) * row_bytes / seconds / _GB
+                                            / memory_gb_per_s))
+    return gathers, scatters
+
+
+def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT_KEYS):
+    """The embedding backward's time per lookup besides its rows, at several lookup counts:
+    embedding_bag's backward (one lookup a bag, half as many distinct rows of 16 bytes)
+    timed, less what the model charges for the rows (profile_rows(lookups, distinct))."""
+    import torch.nn.functional as F
+    out = {}
+    for count in keys:
+        ids = torch.randint(count // 2, (count,), device=device)
+        offsets = torch.arange(count, device=device)
+        weight = torch.ones(count // 2, 4, device=device, requires_grad=True)
+        pooled = F.embedding_bag(ids, weight, offsets, mode="sum")
+        grad = torch.ones_like(pooled)
+
+        def backward():
+            torch.autograd.grad(pooled, weight, grad, retain_graph=True)
+
+        seconds = clock.seconds(backward, repeats, clock.calls_for(backward)) - bare
+        rest = max(seconds - profile_rows(count, count // 2), 1e-12)
+        out[str(count)] = rest / count * 1e9
     return out
+
+
+def _batched_gemm_ns(clock, device, bare, repeats, products=4096):
+    """Device time of each product of a bmm of tiny (4 x 4) matrices, the second transposed as
+    the dot interaction's is, past its flops."""
+    a = torch.randn(products, 4, 4, device=device)
+    b = a.transpose(1, 2)
+    seconds = clock.seconds(lambda: torch.bmm(a, b), repeats,
+                            clock.calls_for(lambda: torch.bmm(a, b))) - bare
+    return max(seconds, 0.0) / products * 1e9
 
 
 def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
@@ -208,9 +275,11 @@ def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
 
 def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
     """(us per batch, ns per row): the backend's planner (planner.py, lookahead 2, LRU) on
-    random batches of two sizes, fitted to time = fixed + rows probed or placed x per row."""
+    random batches of two sizes, each planned with the caches evicted first, fitted to time =
+    fixed + rows probed or placed x per row."""
     from .planner import Planner
     rng = np.random.default_rng(0)
+    evict = torch.ones(2 * _private_cache_bytes() // 4)
     rows_handled, seconds = [], []
     for size in sizes:
         total = 20 * size
@@ -220,6 +289,7 @@ def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
             planner.plan(j, stream[j])
         times, handled = [], []
         for j in range(batches, 2 * batches):
+            evict.add_(1)  # cold, as between the batches of a training run
             start = time.perf_counter()
             plan = planner.plan(j, stream[j])
             times.append(time.perf_counter() - start)
@@ -230,7 +300,7 @@ def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
     return fixed * 1e6, per_row * 1e9
 
 
-def dispatch_us(device: str, repeats: int = 3) -> float:
+def dispatch_us(device: str, repeats: int = 5) -> float:
     """Microseconds per framework op of the real training step at batch 1 (gpu-only), where
     the ops have no work left: the median iteration time over the ops it dispatches."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -270,15 +340,15 @@ def calibrate(device: str = "cpu", quick: bool = False) -> dict:
         raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
     dev = torch.device(device)
     clock = _Clock(dev)
-    big = (32 if quick else 128) << 20  # bytes: well past the caches
-    repeats = 3 if quick else 5
+    big = 128 << 20  # bytes: past the private caches, as a training step's data is
+    repeats = 5
     h2d, d2h, pageable, latency, duplex = _link(clock, dev, repeats)
     row_latency, thread_bw, dram = _host_rows(clock, big, repeats)
     dram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     memory = _copy_bandwidth(clock, dev, big, repeats)
     bare = _bare(clock, dev, repeats)
     stream = _stream_gb_per_s(clock, dev, repeats)
-    gather = _gather_efficiency(clock, dev, big, memory, bare, repeats)
+    gather, scatter = _row_efficiency(clock, dev, big, memory, bare, repeats)
     shapes = QUICK_GEMM if quick else (GEMM_M, GEMM_K, GEMM_N)
     precisions = {"fp32": torch.float32}
     if clock.cuda:
@@ -290,7 +360,7 @@ def calibrate(device: str = "cpu", quick: bool = False) -> dict:
     name = (torch.cuda.get_device_name(dev) if clock.cuda else "host CPU")
     hbm_gib = (torch.cuda.get_device_properties(dev).total_memory / 2**30 if clock.cuda
                else dram_gib)
-    return {
+    profile = {
         "name": f"calibrated-{device}",
         "description": f"measured by scratchsim calibrate on {name}, "
                        f"{torch.get_num_threads()} threads, "
@@ -304,10 +374,22 @@ def calibrate(device: str = "cpu", quick: bool = False) -> dict:
                 "plan_us": plan_us, "plan_row_ns": plan_row_ns},
         # On the CPU a kernel's fixed cost is part of its dispatch: launch_us is 0.
         "gpu": {"hbm_gb_per_s": memory, "stream_efficiency": min(1.0, stream / memory),
-                "launch_us": bare * 1e6 if clock.cuda else 0.0, "hbm_capacity_gib": hbm_gib,
-                "gather_efficiency": gather, "matrix_tflops": tflops,
-                "gemm_efficiency": gemm},
+                "launch_us": bare * 1e6 if clock.cuda else 0.0,
+                "batched_gemm_ns": _batched_gemm_ns(clock, dev, bare, repeats),
+                "hbm_capacity_gib": hbm_gib, "gather_efficiency": gather,
+                "scatter_efficiency": scatter, "segment_ns_per_key": {"1": 1.0},
+                "matrix_tflops": tflops, "gemm_efficiency": gemm},
     }
+    # The embedding backward's bookkeeping is what its time leaves beside the row traffic the
+    # profile measured so far charges.
+    hw = HardwareProfile.from_dict(profile, source="calibration")
+    row = 16
+
+    def rows(lookups, distinct):
+        return float(hw.gpu_gather_time(lookups, row) + hw.gpu_scatter_time(distinct, row))
+
+    profile["gpu"]["segment_ns_per_key"] = _segment_ns_per_key(clock, dev, bare, repeats, rows)
+    return profile
 
 
 def _toml_value(value) -> str:

@@ -13,9 +13,8 @@ class GpuOnly(Trainer):
 
     def iteration(self, i):
         batch = self.batches[i]
-        rows = batch.rows_cpu.to(self.device)
         with self.timer.stage("train", i):
-            self.table[rows] = self.train_step(self.table[rows], batch, i)
+            self.train_rows(self.table, batch.rows_cpu.to(self.device), batch, i)
 
     def host_table(self):
         return self.table

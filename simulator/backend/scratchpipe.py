@@ -150,7 +150,7 @@ class ScratchPipe(Trainer):
             self.overlap.ready(i)
         with self.timer.stage("train", i):
             on_device = self.slots.pop(i).to(self.device)
-            store.data[on_device] = self.train_step(store.data[on_device], batch, i)
+            self.train_rows(store.data, on_device, batch, i)
         if self.overlap:
             self.overlap.trained()
 

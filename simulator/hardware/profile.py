@@ -31,9 +31,16 @@ each preset cites its source beside it):
     hbm_gb_per_s                   # peak memory bandwidth
     stream_efficiency              # fraction of it that elementwise ops (read, write) reach
     launch_us                      # device time of one kernel with no work
+    batched_gemm_ns                # device time of each product of a batched GEMM (bmm)
+                                   # besides its flops
     hbm_capacity_gib
     [gpu.gather_efficiency]        # fraction of hbm_gb_per_s that random row gathers reach,
     16, 64, 256, 512 (bytes a row) # by row size (log-interpolated between, clamped outside)
+    [gpu.scatter_efficiency]       # the same for writing rows in place (index_copy_), the
+    16, 64, 256, 512               # row's bytes counted once
+    [gpu.segment_ns_per_key]       # the embedding backward's time per lookup besides its rows:
+    1024, 16384, 262144 (lookups)  # sorting the ids, finding each one's bag and run (at that
+                                   # many lookups, log-interpolated between)
     [gpu.matrix_tflops]            # dense peak per precision; fp32 required, others optional
     fp32, tf32, fp16, bf16
     [gpu.gemm_efficiency.fp32]     # per precision of matrix_tflops: fraction of its peak that
@@ -99,7 +106,10 @@ class HardwareProfile:
     gpu_stream_efficiency: float = field(metadata=_spec("gpu", float, "fraction"))
     gpu_launch_us: float = field(metadata=_spec("gpu", float, "non-negative"))
     gpu_hbm_capacity_gib: float = field(metadata=_spec("gpu", float))
+    gpu_batched_gemm_ns: float = field(metadata=_spec("gpu", float, "non-negative"))
     gpu_gather_efficiency: dict = field(metadata=_spec("gpu", dict, "by row bytes"))
+    gpu_scatter_efficiency: dict = field(metadata=_spec("gpu", dict, "by row bytes"))
+    gpu_segment_ns_per_key: dict = field(metadata=_spec("gpu", dict, "by keys"))
     gpu_matrix_tflops: dict = field(metadata=_spec("gpu", dict, "tflops"))
     gpu_gemm_efficiency: dict = field(metadata=_spec("gpu", dict, "gemm grids"))
 
@@ -193,23 +203,38 @@ class HardwareProfile:
         dram_bound = rows * moved / (self.cpu_dram_gb_per_s * _GB)
         return _free_when_idle(rows, np.maximum(per_thread, dram_bound))
 
-    def gather_efficiency(self, row_bytes):
-        """The fraction of hbm_gb_per_s a random row gather reaches at this row size:
-        interpolated in log(row bytes) between the profile's sizes, clamped outside them."""
-        sizes = sorted(self.gpu_gather_efficiency)
+    def gather_efficiency(self, row_bytes, table=None):
+        """The fraction of hbm_gb_per_s a random row gather (or, given the scatter table, a
+        scatter) reaches at this row size: interpolated in log(row bytes) between the
+        profile's sizes, clamped outside them."""
+        table = self.gpu_gather_efficiency if table is None else table
+        sizes = sorted(table)
         return np.interp(np.log2(np.maximum(row_bytes, 1)), np.log2(sizes),
-                         [self.gpu_gather_efficiency[s] for s in sizes])
+                         [table[s] for s in sizes])
 
     def gpu_gather_time(self, rows, row_bytes):
         """Device memory time of gathering `rows` random rows of row_bytes (no launch: the
         per-op costs are charged by the op that does it)."""
-        rows = np.asarray(rows, dtype=np.float64)
-        bandwidth = self.gpu_hbm_gb_per_s * self.gather_efficiency(row_bytes) * _GB
-        return _free_when_idle(rows, rows * row_bytes / bandwidth)
+        return self._rows_time(rows, row_bytes, self.gpu_gather_efficiency)
 
     def gpu_scatter_time(self, rows, row_bytes):
-        """As gpu_gather_time for writing rows in place: READ_MODIFY_WRITE times the bytes."""
-        return self.gpu_gather_time(rows, READ_MODIFY_WRITE * np.asarray(row_bytes, float))
+        """Device memory time of writing `rows` random rows of row_bytes in place."""
+        return self._rows_time(rows, row_bytes, self.gpu_scatter_efficiency)
+
+    def _rows_time(self, rows, row_bytes, table):
+        rows = np.asarray(rows, dtype=np.float64)
+        bandwidth = self.gpu_hbm_gb_per_s * self.gather_efficiency(row_bytes, table) * _GB
+        return _free_when_idle(rows, rows * row_bytes / bandwidth)
+
+    def segment_time(self, keys):
+        """Device time of the embedding backward's bookkeeping for `keys` lookups (sorting
+        their ids, finding bags and runs): keys x the profile's time per key at that count
+        (interpolated in log-log between its counts, clamped outside them)."""
+        keys = np.asarray(keys, dtype=np.float64)
+        counts = sorted(self.gpu_segment_ns_per_key)
+        per_key = np.exp(np.interp(np.log(np.maximum(keys, 1)), np.log(counts),
+                                   np.log([self.gpu_segment_ns_per_key[c] for c in counts])))
+        return _free_when_idle(keys, keys * per_key * 1e-9)
 
     def stream_time(self, nbytes):
         """Device memory time of an elementwise op that reads and writes nbytes in all."""
@@ -286,7 +311,7 @@ class HardwareProfile:
                "kind": self.kind}
         for f in _value_fields():
             value = getattr(self, f.name)
-            if f.metadata["check"] == "by row bytes":
+            if f.metadata["check"] in ("by row bytes", "by keys"):
                 value = {str(size): eff for size, eff in value.items()}
             elif isinstance(value, dict):
                 value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
@@ -337,15 +362,18 @@ def _checked(value, f, where: str):
             _check_precision(precision, where)
             _checked_number(tflops, float, "positive", f"{where} {precision}")
         return {p: float(t) for p, t in value.items()}
-    if check == "by row bytes":
+    if check in ("by row bytes", "by keys"):
+        what, example, value_check = (
+            ("efficiencies by row bytes", " ".join(f"{b} = 0.5" for b in GATHER_ROW_BYTES),
+             "fraction") if check == "by row bytes"
+            else ("nanoseconds per key by key count", "1024 = 20 16384 = 2", "positive"))
         if not isinstance(value, dict) or not value:
-            raise OptionError(f"{where} must be a table of efficiencies by row bytes, e.g. "
-                              f"{' '.join(f'{b} = 0.5' for b in GATHER_ROW_BYTES)}")
+            raise OptionError(f"{where} must be a table of {what}, e.g. {example}")
         out = {}
-        for size, eff in value.items():
+        for size, number in value.items():
             if not (str(size).isascii() and str(size).isdigit()) or int(size) <= 0:
-                raise OptionError(f"{where}: {size!r} is not a row size in bytes")
-            out[int(size)] = _checked_number(eff, float, "fraction", f"{where} {size}")
+                raise OptionError(f"{where}: {size!r} is not a positive whole number")
+            out[int(size)] = _checked_number(number, float, value_check, f"{where} {size}")
         return out
     if check == "gemm grids":
         if not isinstance(value, dict):

@@ -76,14 +76,16 @@ class StageCosts:
         """Rows (with their state) gathered by an index op, on the device or by the host."""
         if on_host:
             return Op("index_select", "host_gather", count, rows=rows,
-                      row_bytes=self.row_state_bytes)
-        return ops.gather("index", rows, self.row_state_bytes, count)
+                      row_bytes=self.row_state_bytes, nbytes=np.asarray(rows, float)
+                      * self.row_state_bytes)
+        return ops.gather("index_select", rows, self.row_state_bytes, count)
 
     def scatter_rows(self, rows, on_host: bool = False, count=1) -> Op:
         if on_host:
-            return Op("index_put_", "host_scatter", count, rows=rows,
-                      row_bytes=self.row_state_bytes)
-        return ops.scatter("index_put_", rows, self.row_state_bytes, count)
+            return Op("index_copy_", "host_scatter", count, rows=rows,
+                      row_bytes=self.row_state_bytes, nbytes=np.asarray(rows, float)
+                      * self.row_state_bytes)
+        return ops.scatter("index_copy_", rows, self.row_state_bytes, count)
 
     def copies(self, nbytes, direction: str, pinned: bool = True, count=1) -> list[Op]:
         """A copy between host and device (`.to(device)`): none on kind cpu, where the

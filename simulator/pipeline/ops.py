@@ -7,9 +7,11 @@ run only when a batch has misses or evictions) and the work of each, per batch. 
     view     no kernel, no work: views, detach, autograd bookkeeping, a scalar read
     stream   an elementwise kernel: bytes read and written
     gemm     a matrix product of shape (m, k, n), `batched` times (bmm): flops and bytes
-    gather   a device kernel reading `rows` random rows of `row_bytes`, after sorting `sort`
-             ids (radix sort: SORT_PASSES passes over key and value), and writing `nbytes`
+    gather   a device kernel reading `rows` random rows of `row_bytes` and writing `nbytes`
     scatter  a device kernel writing `rows` rows in place (read-modify-write)
+    segment  the embedding backward: its bookkeeping for `rows` lookups (sort the ids, find
+             bags and runs), each lookup's gradient row read, and the sum of each run written
+             to one of the `distinct` rows
     host_gather, host_scatter   the host's threads moving rows (DRAM, not the device)
     copy     a copy over the host link: `nbytes`, `direction`, `pinned`
     plan     the host planner's numba kernels: not a framework op; `rows` probed or placed,
@@ -31,13 +33,8 @@ from ..hardware import HardwareProfile
 
 FP32_BYTES = 4
 INDEX_BYTES = 8      # int64 ids and offsets, as the embedding ops take them
-# An LSD radix sort of 64-bit keys with 32-bit values: 8 passes of 8 bits, each reading and
-# writing every (key, value) pair (CUB's DeviceRadixSort, which FBGEMM's backward uses).
-SORT_PASSES = 8
-SORT_PAIR_BYTES = 12
-
-KINDS = ("view", "stream", "gemm", "gather", "scatter", "host_gather", "host_scatter", "copy",
-         "plan")
+KINDS = ("view", "stream", "gemm", "gather", "scatter", "segment", "host_gather",
+         "host_scatter", "copy", "plan")
 # Kinds that run no device kernel.
 HOST_ONLY = ("view", "plan", "host_gather", "host_scatter", "copy")
 
@@ -53,7 +50,8 @@ class Op:
     shape: tuple = (1, 1, 1)      # gemm: (m, k, n) of each product
     rows: object = 0              # gather, scatter, host_*, plan
     row_bytes: float = 0.0
-    sort: object = 0              # gather: ids sorted first
+    batched: int = 1              # gemm: products in one batched op (bmm)
+    distinct: object = 0          # segment: the rows the lookups sum into
     direction: str = "h2d"        # copy
     pinned: bool = True           # copy
     on_host: bool = False         # a device kind of op run by the host on host memory
@@ -83,8 +81,10 @@ def scatter(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
 def gemm(name: str, m, k, n, batched=1, what: str = "") -> Op:
     """One (batched) product of (m x k) by (k x n): its flops and the bytes of its operands."""
     m, k, n = (np.asarray(x, dtype=np.float64) for x in (m, k, n))
-    # A batch of small products runs like one product of the stacked rows.
+    # A batch of small products runs like one product of the stacked rows, plus a fixed time
+    # for each product.
     return Op(name, "gemm", flops=2 * m * k * n * batched, shape=(m * batched, k, n),
+              batched=batched,
               nbytes=FP32_BYTES * (m * k + k * n + m * n) * batched, what=what)
 
 
@@ -103,12 +103,15 @@ class Costs:
         if op.kind == "stream":
             work = hw.stream_time(op.nbytes)
         elif op.kind == "gemm":
-            work = np.maximum(hw.compute_time(op.flops, *op.shape, self.precision),
-                              hw.stream_time(op.nbytes))
+            work = (np.maximum(hw.compute_time(op.flops, *op.shape, self.precision),
+                               hw.stream_time(op.nbytes))
+                    + (op.batched > 1) * op.batched * hw.gpu_batched_gemm_ns * 1e-9)
         elif op.kind in ("gather", "scatter"):
             rows = hw.gpu_gather_time if op.kind == "gather" else hw.gpu_scatter_time
-            sort = SORT_PASSES * 2 * SORT_PAIR_BYTES * np.asarray(op.sort, float)
-            work = rows(op.rows, op.row_bytes) + hw.stream_time(np.asarray(op.nbytes) + sort)
+            work = rows(op.rows, op.row_bytes) + hw.stream_time(op.nbytes)
+        elif op.kind == "segment":
+            work = (hw.segment_time(op.rows) + hw.gpu_gather_time(op.rows, op.row_bytes)
+                    + hw.gpu_scatter_time(op.distinct, op.row_bytes))
         else:
             raise ValueError(f"unknown op kind {op.kind!r}")
         return np.asarray(op.count, float) * (hw.gpu_launch_us * 1e-6 + work)
@@ -118,13 +121,18 @@ class Costs:
         hw = self.hw
         if op.kind == "plan":
             return hw.plan_time(op.rows)
-        if op.kind == "host_gather":
+        if op.kind in ("host_gather", "host_scatter") and hw.kind == "cpu":
+            # The host is the device: its own measured gathers and scatters.
+            work = self.device(replace(op, kind=op.kind[5:], count=1))
+        elif op.kind == "host_gather":
             work = hw.cpu_gather_time(op.rows, op.row_bytes)
         elif op.kind == "host_scatter":
             work = hw.cpu_scatter_time(op.rows, op.row_bytes)
         elif op.on_host and hw.kind == "cuda":
             # The host's cores do a device op's work at its DRAM's pace.
-            rows = hw.cpu_gather_time(op.rows, op.row_bytes) if op.kind == "gather" else 0.0
+            rows = {"gather": hw.cpu_gather_time(op.rows, op.row_bytes),
+                    "segment": hw.cpu_gather_time(op.rows, op.row_bytes)
+                    + hw.cpu_scatter_time(op.distinct, op.row_bytes)}.get(op.kind, 0.0)
             work = rows + np.asarray(op.nbytes, float) / (hw.cpu_dram_gb_per_s * 1e9)
         else:
             work = 0.0
@@ -274,10 +282,9 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 view("_unsafe_view", what="embedding backward")]
     else:
         ops.append(view("view", what="embedding backward"))
-    # The lookups' ids sorted, each one's bag gradient read, summed into its distinct row.
-    ops += [Op("_embedding_bag_backward", "gather", rows=lookups, row_bytes=row, sort=lookups,
-               nbytes=2 * FP32_BYTES * np.asarray(unique, float) * d,
-               what="embedding backward"),
+    # The lookups' ids sorted, each one's bag gradient read, summed per distinct row.
+    ops += [Op("_embedding_bag_backward", "segment", rows=lookups, row_bytes=row,
+               distinct=unique, what="embedding backward"),
             view("detach", what="embedding backward")]
     params = [FP32_BYTES * (a * b) for a, b, _ in bottom + top] + \
              [FP32_BYTES * b for _, b, _ in bottom + top]

@@ -258,7 +258,7 @@ def test_bad_combinations_are_option_errors(tmp_path):
 def test_the_movielens_model_fits_the_imported_log(tmp_path):
     model = simulator.load_model(MOVIELENS_MODEL)
     assert model.name == "movielens-two-table" and model.table_rows == (943, 1682)
-    assert model.interaction == "dot" and model.bottom_mlp[-1] == model.dim() == 16
+    assert model.interaction == "dot" and model.bottom_mlp[-1] == model.dim() == 24
     # a log shaped like the import (users and items numbered first-seen) passes check_trace
     trace = simulator.generate("uniform", tmp_path / "t", table_rows=[943, 1682],
                                batch_size=model.batch_size, num_batches=2, seed=0,

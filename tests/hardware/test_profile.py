@@ -34,6 +34,7 @@ plan_row_ns = 50
 hbm_gb_per_s = 1000
 stream_efficiency = 0.8
 launch_us = 2
+batched_gemm_ns = 100
 hbm_capacity_gib = 16
 
 [gpu.gather_efficiency]
@@ -41,6 +42,16 @@ hbm_capacity_gib = 16
 64 = 0.4
 256 = 0.5
 512 = 0.8
+
+[gpu.scatter_efficiency]
+16 = 0.05
+64 = 0.2
+256 = 0.25
+512 = 0.4
+
+[gpu.segment_ns_per_key]
+1000 = 10
+100000 = 1
 
 [gpu.matrix_tflops]
 fp32 = 10
@@ -134,9 +145,10 @@ def test_gather_efficiency_interpolates_in_log_row_size_and_clamps(hw):
 def test_gpu_gather_and_scatter_at_the_row_size_efficiency_without_a_launch(hw):
     # 1e6 rows x 64 B = 64e6 B at 1000 GB/s x 0.4 = 160 us (launches are charged by the op).
     assert hw.gpu_gather_time(1e6, 64) == pytest.approx(160e-6)
-    # A scatter moves 2 x 64 = 128 B a row, at the 128-byte efficiency 0.45:
-    # 128e6 B / 450 GB/s = 284.44 us.
-    assert hw.gpu_scatter_time(1e6, 64) == pytest.approx(128e6 / 450e9)
+    # A scatter at its own table's efficiency, 0.2 at 64 B: 64e6 B / 200 GB/s = 320 us.
+    assert hw.gpu_scatter_time(1e6, 64) == pytest.approx(320e-6)
+    # Between sizes, interpolated in log size: 128 B is halfway from 64 (0.2) to 256 (0.25).
+    assert hw.gpu_scatter_time(1e6, 128) == pytest.approx(128e6 / 225e9)
     np.testing.assert_allclose(hw.gpu_gather_time(np.array([0, 1e6]), 64), [0.0, 160e-6])
 
 
@@ -187,6 +199,16 @@ def test_compute_time_uses_the_shape_efficiency(hw):
         hw.compute_time(1e9, 64, 64, 64, "tf32")
     with pytest.raises(OptionError, match="no bf16 matrix throughput"):
         hw.gemm_efficiency(64, 64, 64, "bf16")
+
+
+def test_segment_time_interpolates_per_key_in_log_log_and_clamps(hw):
+    # 1,000 keys at 10 ns, 100,000 at 1 ns: 10,000 keys (halfway in log) at sqrt(10) ns.
+    assert hw.segment_time(1000) == pytest.approx(10e-6)
+    assert hw.segment_time(100_000) == pytest.approx(100e-6)
+    assert hw.segment_time(10_000) == pytest.approx(10_000 * 10**0.5 * 1e-9)
+    assert hw.segment_time(10) == pytest.approx(100e-9)        # 10 ns a key below the table
+    assert hw.segment_time(10**7) == pytest.approx(10e-3)      # 1 ns a key above it
+    assert hw.segment_time(0) == 0.0
 
 
 def test_launch_and_dispatch_times(hw):
@@ -324,8 +346,8 @@ def test_a_cpu_kind_profile_round_trips(tmp_path):
     (("launch_us = 2", "launch_us = 2\nlaunch_ms = 0.002"), r"unknown key \[gpu\] launch_ms"),
     (("launch_us = 2", "launch_us = 2\nmlp_efficiency = 0.5"), r"unknown key \[gpu\] mlp_efficiency"),
     # The gather table: numeric row sizes only, fractions only.
-    (("512 = 0.8", "512 = 0.8\nbig = 0.9"), r"gather_efficiency: 'big' is not a row size in bytes"),
-    (("512 = 0.8", "512 = 0.8\n0 = 0.9"), r"gather_efficiency: '0' is not a row size in bytes"),
+    (("512 = 0.8", "512 = 0.8\nbig = 0.9"), r"gather_efficiency: 'big' is not a positive whole number"),
+    (("512 = 0.8", "512 = 0.8\n0 = 0.9"), r"gather_efficiency: '0' is not a positive whole number"),
     (("16 = 0.1", "16 = 1.5"), r"gather_efficiency 16 must be a fraction"),
     (("[gpu.gather_efficiency]\n16 = 0.1\n64 = 0.4\n256 = 0.5\n512 = 0.8\n",
       "[gpu.gather_efficiency]\n"), r"gather_efficiency must be a table of efficiencies by row bytes"),

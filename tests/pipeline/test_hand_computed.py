@@ -3,8 +3,9 @@
 Prices (round numbers): a 1,000-byte row costs 1 us to gather, on the host or the device, and
 to cross the link either way (pinned or pageable); a scatter (read-modify-write) costs 2 us a
 row on either side; the GEMMs of a train step take 10 us in all; elementwise work is free
-(a bandwidth of 1e9 GB/s) and so are dispatch, launches and latencies. A train step gathers
-each lookup's row to pool it (2 rows: 2 us) and again in its backward (2 us): 14 us.
+(a bandwidth of 1e9 GB/s) and so are dispatch, launches, latencies and sorts. A train step
+gathers each lookup's row to pool it (2 rows: 2 us), and in its backward reads each lookup's
+gradient (2) and writes their sums to the 2 distinct rows (a scatter: 4): 18 us.
 Small transfers: a batch's inputs are 2 samples x (1 dense + 1 label) x 4 B + 2 lookup
 positions x 8 B + 2 bag offsets x 8 B = 48 B in four copies (0.048 us); the ids of a batch's
 2 distinct rows or slots 16 B (0.016 us); a plan probes its distinct rows and places its
@@ -44,9 +45,14 @@ plan_row_ns = 16
 hbm_gb_per_s = 1e9
 stream_efficiency = 1
 launch_us = 0
+batched_gemm_ns = 0
 hbm_capacity_gib = 16
 [gpu.gather_efficiency]
 64 = 1e-9
+[gpu.scatter_efficiency]
+64 = 5e-10
+[gpu.segment_ns_per_key]
+1 = 1e-9
 [gpu.matrix_tflops]
 fp32 = {tflops}
 [gpu.gemm_efficiency.fp32]
@@ -94,21 +100,21 @@ def ends(setup, mode, **kw):
 
 
 def test_gpu_only(setup):
-    # Train = copy the 2 row ids (.016) + gather 2 rows (2) + step (14) + update 2 rows (4) =
-    # 20.016 us, after its 0.048 us input.
+    # Train = copy the 2 row ids (.016) + gather 2 rows (2) + step (18) + update 2 rows (4) =
+    # 24.016 us, after its 0.048 us input.
     r, end = ends(setup, "gpu-only")
-    assert end == pytest.approx([20.064, 40.08, 60.096])
-    assert np.diff(end) == pytest.approx([20.016, 20.016])
+    assert end == pytest.approx([24.064, 48.08, 72.096])
+    assert np.diff(end) == pytest.approx([24.016, 24.016])
     assert r.bytes_h2d == 3 * 32 and r.bytes_d2h == 0
 
 
 def test_hybrid(setup):
     # In order: the host gathers 2 rows (2); the step pools them on the host (2), copies the
     # pooled 2 x 1,000 B H2D (2), runs the GEMMs (10), copies their gradients D2H (2) and
-    # computes the rows' gradients on the host (2): 18; the host writes 2 rows back (4).
-    # 24 us an iteration; the first ends after collect and step.
+    # computes the rows' gradients on the host (2 + 4): 22; the host writes 2 rows back (4).
+    # 28 us an iteration; the first ends after collect and step.
     r, end = ends(setup, "hybrid")
-    assert end == pytest.approx([20, 44, 68])
+    assert end == pytest.approx([24, 52, 80])
     assert r.bytes_h2d == 3 * (16 + 2000) and r.bytes_d2h == 3 * 2000
 
 
@@ -116,12 +122,12 @@ def test_cache_lru_on_demand(setup):
     # LRU with 2 rows: misses [2, 2, 2], victims [0, 2, 2]. The host plans (2 probes + 2
     # misses: .064) and then, in order, writes the victims back and collects the misses.
     # b0: plan .064, collect 2 rows (2) -> 2.064, copy them in (2) -> 4.064, insert (slot ids
-    # .016 + 2 rows 4) -> 8.08, train 20.016 -> 28.096.
+    # .016 + 2 rows 4) -> 8.08, train 24.016 -> 32.096.
     # b1, b2: after the last train, the GPU gathers the 2 victims (their slot ids .016 + 2),
     # they go D2H (2), the host writes them back (4) and only then collects (2), copy in (2),
-    # insert (4.016), train (20.016): 36.048 each.
+    # insert (4.016), train (24.016): 40.048 each.
     r, end = ends(setup, "cache", capacity=2)
-    assert end == pytest.approx([28.096, 64.144, 100.192])
+    assert end == pytest.approx([32.096, 72.144, 112.192])
     assert r.replay["misses"] == 6 and r.replay["evictions"] == 4
     assert r.bytes_d2h == 4 * 1000
 
@@ -131,24 +137,25 @@ def test_cache_prefetch(setup):
     # victims [0, 0, 1] (row 1, at b2). A stage with nothing to do waits for nothing.
     # Host: plan0 .064, collect0 -> 2.064, plan1 -> 2.128, collect1 -> 4.128; plan2 (2 probes,
     # 1 miss: .048) once train0 has started, 8.08 -> 8.128. b0's rows cross 2.064 -> 4.064,
-    # insert0 (4.016) -> 8.08, train0 -> 28.096.
+    # insert0 (4.016) -> 8.08, train0 (24.016) -> 32.096.
     # GPU, per iteration: insert i+1, gather i+2's victims, train i+1: insert1 (4.016) ->
-    # 32.112, evict2 (1 slot id .008 + 1 row) -> 33.12, train1 -> 53.136; meanwhile the victim
+    # 36.112, evict2 (1 slot id .008 + 1 row) -> 37.12, train1 -> 61.136; meanwhile the victim
     # goes D2H (1) and is written back (2) before row 4 is collected (1) and copied (1): by
-    # 38.12. insert2 (2.008) -> 55.144, train2 -> 75.16.
+    # 42.12. insert2 (2.008) -> 63.144, train2 -> 87.16.
     r, end = ends(setup, "cache-prefetch", capacity=4)
-    assert end == pytest.approx([28.096, 53.136, 75.16])
+    assert end == pytest.approx([32.096, 61.136, 87.16])
     assert r.replay["misses"] == 5 and r.replay["evictions"] == 1
 
 
 def test_scratchpipe(setup):
     # W = 1, 4 rows: the same decisions as cache-prefetch. Host: plan0 .064, collect0 -> 2.064,
     # plan1 -> 2.128, collect1 -> 4.128; plan2 once train0 has started (8.08 -> 8.128), and
-    # row 4 is collected (1) at once. GPU: insert0 after its copy (4.064 -> 8.08), train0 ->
-    # 28.096; the victim's gather (.008 + 1) -> 29.104 (after train0, its last use), insert1
-    # (4.016) -> 33.12, train1 -> 53.136; insert2 (2.008) -> 55.144, train2 -> 75.16.
+    # row 4 is collected (1) at once. GPU: insert0 after its copy (4.064 -> 8.08), train0
+    # (24.016) -> 32.096; the victim's gather (.008 + 1) -> 33.104 (after train0, its last
+    # use), insert1 (4.016) -> 37.12, train1 -> 61.136; insert2 (2.008) -> 63.144, train2 ->
+    # 87.16.
     r, end = ends(setup, "scratchpipe", capacity=4, lookahead=1)
-    assert end == pytest.approx([28.096, 53.136, 75.16])
+    assert end == pytest.approx([32.096, 61.136, 87.16])
     # The victim (row 1, last used by b0) is written back after train0 has finished.
     assert r.schedule.start["writeback"][2] >= r.schedule.end["train"][0]
     assert r.to_dict()["replay"]["train_hit_rate"] == 1.0
@@ -157,12 +164,12 @@ def test_scratchpipe(setup):
 def test_kind_cpu_runs_every_stage_in_order(setup, tmp_path):
     # On kind cpu one resource runs all: an iteration is the sum of its stages, so the runs
     # end at the running sums (gpu-only: the 0.048 us input and the 0.016 us id copy are
-    # not made, there being no link: 20 us a batch).
+    # not made, there being no link: 24 us a batch).
     trace, hw, model = setup
     cpu = tmp_path / "cpu.toml"
     cpu.write_text(hw.read_text().replace('kind = "cuda"', 'kind = "cpu"'))
     r = simulate(trace, mode="gpu-only", hardware=cpu, model=model)
-    assert r.iteration_end / US == pytest.approx([20, 40, 60])
+    assert r.iteration_end / US == pytest.approx([24, 48, 72])
     r = simulate(trace, mode="scratchpipe", hardware=cpu, model=model, capacity=4, lookahead=1)
     busy = sum(float(np.sum(r.schedule.end[s] - r.schedule.start[s])) for s in r.schedule.stages)
     assert r.iteration_end[-1] == pytest.approx(busy)
