@@ -67,13 +67,13 @@ def stream(name: str, nbytes, count=1, what: str = "") -> Op:
 
 
 def gather(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
-    """An index op: `rows` random rows read and written densely."""
+    """An index_select: `rows` random rows read and written densely."""
     return Op(name, "gather", count, rows=rows, row_bytes=row_bytes,
               nbytes=np.asarray(rows, float) * row_bytes, what=what)
 
 
 def scatter(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
-    """An index_put op: `rows` rows read densely and written in place."""
+    """An index_copy_: `rows` rows read densely and written in place."""
     return Op(name, "scatter", count, rows=rows, row_bytes=row_bytes,
               nbytes=np.asarray(rows, float) * row_bytes, what=what)
 

@@ -14,11 +14,14 @@ misses at 16 bytes each (0.016 us each).
 Trace (one table, batch size 2): b0 = {0, 1}, b1 = {2, 3}, b2 = {0, 4}.
 """
 
+import tomllib
+
 import numpy as np
 import pytest
 
 from simulator import TraceWriter, load_model
-from simulator.pipeline import ops, simulate
+from simulator.hardware import HardwareProfile
+from simulator.pipeline import simulate
 from simulator.pipeline.costs import BatchWork, StageCosts
 
 US = 1e-6
@@ -88,8 +91,6 @@ def setup(tmp_path_factory):
 
 
 def load_hardware_round(tflops):
-    from simulator.hardware import HardwareProfile
-    import tomllib
     return HardwareProfile.from_dict(tomllib.loads(PROFILE.format(tflops=tflops)))
 
 
