@@ -27,7 +27,7 @@ from .cache_prefetch import CachePrefetch
 from .costs import BatchWork, StageCosts
 from .gpu_only import GpuOnly
 from .hybrid import Hybrid
-from .mode import Mode
+from .mode import Mode, issue
 from .scratchpipe import ScratchPipe
 
 MODES: dict[str, type[Mode]] = {
@@ -253,11 +253,18 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         stages = {s: ("cpu", d) for s, (_, d) in stages.items()}
         schedule = engine.run(stages, {"cpu": m.serial_program(stages, n)}, lambda s, b: ())
     else:
+        # A host thread issues each GPU stage: it is busy with the stage's dispatch (and any
+        # host work of the stage's ops) while the GPU runs the stage.
+        gpu = [s for s, (r, _) in stage_ops.items() if r == "gpu"]  # in order: deterministic
+        for s in gpu:
+            stages[issue(s)] = (m.issuer(s), sum((costs.prices.host(op) for op in stage_ops[s][1]),
+                                                 np.zeros(n)))
         programs = m.programs(n)
         if not hw.link_full_duplex:
             programs = _half_duplex(programs, stages)
             stages = {s: ("h2d" if r == "d2h" else r, d) for s, (r, d) in stages.items()}
-        schedule = engine.run(stages, programs, m.depends)
+        schedule = engine.run(stages, programs, lambda s, b: tuple(m.depends(s, b)) + (
+            (engine.started(issue(s), b),) if s in gpu else ()))
     h2d_bytes, d2h_bytes = (int(np.sum(x)) for x in m.traffic(costs))
     config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
               "capacity": cap, "lookahead": lookahead if mode == "scratchpipe" else None,

@@ -5,7 +5,7 @@ writes the victims back after their D2H copy, then gathers the misses; a row evi
 fetched again is always read updated, since the write-back comes first."""
 
 from ..caches import replay
-from .mode import CachedMode
+from .mode import CachedMode, issue
 
 
 class Cache(CachedMode):
@@ -18,6 +18,7 @@ class Cache(CachedMode):
         return {"gpu": [s for b in range(n)
                         for s in (("evict", b), ("insert", b), ("train", b))],
                 "cpu": [s for b in range(n)
-                        for s in (("plan", b), ("writeback", b), ("collect", b))],
+                        for s in (("plan", b), (issue("evict"), b), ("writeback", b),
+                                  ("collect", b), (issue("insert"), b), (issue("train"), b))],
                 "h2d": [s for b in range(n) for s in (("input", b), ("transfer", b))],
                 "d2h": [("d2h", b) for b in range(n)]}

@@ -6,13 +6,13 @@ then insert i+1's rows (which have crossed PCIe during the training step). The h
 i+1 before i trains, as the backend does (it is scratchpipe's with a window of one batch)."""
 
 from ..caches import replay
-from .engine import started
-from .mode import CachedMode
-from .scratchpipe import planned_ahead
+from .mode import CachedMode, issue
+from .scratchpipe import host_threads, planned_ahead
 
 
 class CachePrefetch(CachedMode):
     name = "cache-prefetch"
+    fetcher = "worker"
 
     def replay(self, trace, capacity):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=1, victim="lru",
@@ -26,15 +26,13 @@ class CachePrefetch(CachedMode):
             gpu.append(("train", b))
             if b + 1 < n:
                 gpu.append(("insert", b + 1))
-        return {"gpu": gpu,
-                "cpu": [s for b in range(n)
-                        for s in (("plan", b), ("writeback", b), ("collect", b))],
+        return {**host_threads(n, lookahead=1), "gpu": gpu,
                 "h2d": [s for b in range(n) for s in (("input", b), ("transfer", b))],
                 "d2h": [("d2h", b) for b in range(n)]}
 
     def depends(self, stage, b):
-        if stage == "plan":  # planned once the training of b-2 is issued: a window of one
-            return (started("train", b - 2),)
+        if stage == issue("train"):  # once the worker has issued b's inserts
+            return ((issue("insert"), b),)
         return super().depends(stage, b)
 
     def serial_program(self, stages, n):

@@ -1,7 +1,7 @@
 """The discrete-event engine: one SimPy process per resource, executing its program in order.
 
-A training mode describes, per iteration, which stages run on which resource (CPU, PCIe H2D,
-PCIe D2H, GPU), the order in which each resource issues them (as a real implementation issues
+A training mode describes, per iteration, which stages run on which resource (the host's main
+and worker threads, PCIe H2D, PCIe D2H, GPU), the order in which each resource issues them (as a real implementation issues
 work to a thread or a CUDA stream), and which earlier stages each one waits for. Every
 resource is then a process that takes its next stage, waits until the stages it depends on
 have finished, and is busy for the stage's duration.
@@ -25,7 +25,9 @@ from typing import Callable, Iterable
 import numpy as np
 import simpy
 
-RESOURCES = ("cpu", "h2d", "d2h", "gpu")
+# The host's main thread (planning, and issuing the GPU's work), its worker thread (write-backs
+# and collects beside training), the link's two directions, the GPU.
+RESOURCES = ("cpu", "worker", "h2d", "d2h", "gpu")
 
 Step = tuple[str, int]  # (stage, batch)
 STARTED = "started"

@@ -3,7 +3,7 @@ scatters the updated rows back; the only traffic is each batch's inputs (dense f
 labels, row ids), double-buffered."""
 
 from .costs import INDEX_BYTES
-from .mode import INPUT_BUFFERS, Mode
+from .mode import INPUT_BUFFERS, Mode, issue
 
 
 class GpuOnly(Mode):
@@ -21,6 +21,7 @@ class GpuOnly(Mode):
 
     def programs(self, n):
         return {"h2d": [("input", b) for b in range(n)],
+                "cpu": [(issue("train"), b) for b in range(n)],
                 "gpu": [("train", b) for b in range(n)]}
 
     def depends(self, stage, b):

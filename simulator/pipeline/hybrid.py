@@ -5,7 +5,7 @@ computes the rows' gradients and updates on the host (train); the host scatters 
 rows into the tables (writeback). The next gather must read the updated rows, so iterations
 do not overlap."""
 
-from .mode import INPUT_BUFFERS, Mode
+from .mode import INPUT_BUFFERS, Mode, issue
 
 
 class Hybrid(Mode):
@@ -24,7 +24,8 @@ class Hybrid(Mode):
         return c.input_dense_bytes + c.pooled_bytes, c.pooled_bytes
 
     def programs(self, n):
-        return {"cpu": [s for b in range(n) for s in (("collect", b), ("writeback", b))],
+        return {"cpu": [s for b in range(n)
+                        for s in (("collect", b), (issue("train"), b), ("writeback", b))],
                 "h2d": [("input", b) for b in range(n)],
                 "gpu": [("train", b) for b in range(n)]}
 

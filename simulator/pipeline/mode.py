@@ -23,6 +23,12 @@ from .ops import INDEX_BYTES, Op
 INPUT_BUFFERS = 2
 
 
+def issue(stage: str) -> str:
+    """The host step that issues a GPU stage's ops (kind cuda): the GPU stage starts with it
+    and cannot end before it."""
+    return f"issue_{stage}"
+
+
 class Mode(ABC):
     name: ClassVar[str]
     uses_cache: ClassVar[bool] = False  # needs a capacity and a replay
@@ -47,7 +53,12 @@ class Mode(ABC):
 
     @abstractmethod
     def programs(self, n: int) -> dict[str, list[Step]]:
-        """resource -> the (stage, batch) steps it issues, in order (kind cuda)."""
+        """resource -> the (stage, batch) steps it issues, in order (kind cuda), the host
+        threads' issue(stage) steps among them."""
+
+    def issuer(self, stage: str) -> str:
+        """The host thread that issues a GPU stage."""
+        return "cpu"
 
     @abstractmethod
     def depends(self, stage: str, b: int) -> tuple[Step, ...]:
@@ -67,6 +78,11 @@ class CachedMode(Mode):
     slots (insert), and the device trains on its slots only (train)."""
 
     uses_cache = True
+    # The host thread that writes victims back, collects misses and issues their insert.
+    fetcher = "cpu"
+
+    def issuer(self, stage: str) -> str:
+        return self.fetcher if stage == "insert" else "cpu"
 
     def stage_ops(self, c: StageCosts) -> dict[str, tuple[str, list[Op]]]:
         w = c.work
@@ -80,9 +96,9 @@ class CachedMode(Mode):
                       + c.copies(w.evictions * INDEX_BYTES, "h2d", pinned=False, count=evicts)
                       + [c.gather_rows(w.evictions, count=evicts)]),
             "d2h": ("d2h", c.copies(c.evict_bytes, "d2h", pinned=False, count=evicts)),
-            "writeback": ("cpu", [replace(wrap, count=evicts),
+            "writeback": (self.fetcher, [replace(wrap, count=evicts),
                                   c.scatter_rows(w.evictions, on_host=True, count=evicts)]),
-            "collect": ("cpu", [replace(wrap, count=misses), Op("empty", "view", misses),
+            "collect": (self.fetcher, [replace(wrap, count=misses), Op("empty", "view", misses),
                                 c.gather_rows(w.misses, on_host=True, count=misses)]),
             "transfer": ("h2d", c.copies(c.fetch_bytes, "h2d", count=misses)),
             "insert": ("gpu", [replace(wrap, count=misses)]

@@ -1,41 +1,36 @@
 """scratchpipe: a GPU scratchpad managed with the known future (ScratchPipe, ISCA 2022).
 
 The batches of the next W iterations are already in the data loader. Batch j is planned by
-the host once it has issued the training of batch j-W-1 (the window of in-flight batches is
-j-W..j), as the backend does: its missing rows get slots and non-held victims. Then, each on
-its resource, as a pipeline:
+the host's main thread at iteration j-W, after it has issued the training of batch j-W-1 (the
+window of in-flight batches is j-W..j), as the backend does: its missing rows get slots and
+non-held victims. Then, each on its resource, as a pipeline:
 
-    CPU   plan j, write back the victims of j-1, collect (gather) j's missing rows
+    main thread    plan j and issue its victims' gather; issue training i (once i's inserts
+                   are issued)
+    worker thread  write back j's victims (once copied out), collect j's missing rows, issue
+                   their insert
     H2D   j's inputs and rows (transfer)     D2H   j's victims
     GPU   gather the victims of j+1, insert j's rows, train j
 
-Hazards: a victim's last use is outside the window, so its training step (j-W-1 at the
-latest) comes before the victim's gather in the GPU's order, and the write-back after that. A row evicted at j-1 and fetched again
-at j is collected only after j-1's write-back (the CPU issues them in that order): it is
-always read updated (this model waits rather than forwarding).
+Hazards: a victim's last use is outside the window, so its training step (j-W-1 at the latest)
+comes before the victim's gather in the GPU's order, and the write-back after that. A row
+evicted at j-1 and fetched again at j is collected only after j-1's write-back (the worker runs
+them in that order): it is always read updated (this model waits rather than forwarding).
 """
 
 from ..caches import replay
-from .engine import started
-from .mode import INPUT_BUFFERS, CachedMode
+from .mode import INPUT_BUFFERS, CachedMode, issue
 
 
 class ScratchPipe(CachedMode):
     name = "scratchpipe"
-    probe = "plan"
+    fetcher = "worker"
 
     def replay(self, trace, capacity):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=self.lookahead,
                       victim=self.victim, per_batch=True)
 
     def programs(self, n):
-        cpu = []
-        for j in range(n):
-            cpu.append(("plan", j))
-            if j > 0:
-                cpu.append(("writeback", j - 1))
-            cpu.append(("collect", j))
-        cpu.append(("writeback", n - 1))
         # With a lookahead, the victims of j+1 are gathered before j trains; without one,
         # batch j is planned only after j-1 has trained, so they cannot be.
         ahead = 1 if self.lookahead >= 1 else 0
@@ -44,20 +39,31 @@ class ScratchPipe(CachedMode):
             if j + ahead < n:
                 gpu.append(("evict", j + ahead))
             gpu += [("insert", j), ("train", j)]
-        return {"cpu": cpu, "gpu": gpu,
+        return {**host_threads(n, self.lookahead), "gpu": gpu,
                 "h2d": [s for j in range(n) for s in (("input", j), ("transfer", j))],
                 "d2h": [("d2h", j) for j in range(n)]}
 
     def depends(self, stage, b):
-        # The host plans j at iteration j-W, once it has issued the training of j-W-1.
-        return {"plan": (started("train", b - self.lookahead - 1),),
-                # Inputs are copied as soon as the batch is in the window (W >= 1), or
-                # double-buffered like every mode's (W = 0).
-                "input": (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),),
-                "evict": (("plan", b),)}.get(stage) or super().depends(stage, b)
+        # Inputs are copied as soon as the batch is in the window (W >= 1), or
+        # double-buffered like every mode's (W = 0).
+        return {"input": (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),),
+                # The main thread issues training i once the worker has issued i's inserts.
+                issue("train"): ((issue("insert"), b),)}.get(stage) or super().depends(stage, b)
 
     def serial_program(self, stages, n):
         return planned_ahead(stages, n, self.lookahead)
+
+
+def host_threads(n: int, lookahead: int) -> dict:
+    """The host's two threads (kind cuda), as the backend overlaps them: the main thread plans
+    every batch up to i + lookahead and issues its victims' gather, then issues training i;
+    the worker, batch after batch, writes the victims back, collects the misses and issues
+    their insert."""
+    main = [s for s in planned_ahead(("plan", issue("evict")), n, lookahead)]
+    main = [(issue("train"), b) if s == "train" else (s, b) for s, b in main]
+    worker = [s for j in range(n)
+              for s in (("writeback", j), ("collect", j), (issue("insert"), j))]
+    return {"cpu": main, "worker": worker}
 
 
 def planned_ahead(stages, n: int, lookahead: int):

@@ -22,10 +22,12 @@ STAGE_COLORS = {
     "input": "#c7c7c7", "plan": "#bcbd22", "evict": "#ff9896", "d2h": "#ff7f0e",
     "writeback": "#ffbb78", "collect": "#c5b0d5", "transfer": "#1f77b4", "insert": "#aec7e8",
     "train": "#2ca02c",
+    # The host's issue of GPU stages (kind cuda): the host-thread twins of the GPU's stages.
+    "issue_evict": "#f7b6d2", "issue_insert": "#dbdb8d", "issue_train": "#98df8a",
 }
 # Stages bottom to top in stacked bars: the order data moves through an iteration.
 STAGE_ORDER = tuple(STAGE_COLORS)
-RESOURCE_ORDER = ("cpu", "h2d", "d2h", "gpu")
+RESOURCE_ORDER = ("cpu", "worker", "h2d", "d2h", "gpu")
 
 RC = {
     "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
