@@ -188,3 +188,23 @@ def test_a_half_duplex_link_carries_one_direction_at_a_time(setup, tmp_path):
     assert all(end <= next_start for (_, end), (next_start, _) in zip(copies, copies[1:]))
     assert r.busy()["d2h"] == 0 and r.bytes_d2h == full.bytes_d2h
     assert np.all(r.iteration_end >= full.iteration_end)
+
+
+def test_on_cuda_the_host_thread_that_issues_the_gpu_work_can_be_the_bottleneck(setup, tmp_path):
+    # Dispatch at 1 ms an op dwarfs every other price: gpu-only's host issues the train
+    # step's ops one after another, and the GPU step can end no sooner, so an iteration is
+    # the step's op count in milliseconds; host and GPU are both busy all the time.
+    trace, hw, model = setup
+    slow = tmp_path / "slow-host.toml"
+    slow.write_text(hw.read_text().replace("dispatch_us = 0", "dispatch_us = 1000"))
+    r = simulate(trace, mode="gpu-only", hardware=slow, model=model)
+    ops = r.op_counts["train"]
+    assert np.diff(r.iteration_end) == pytest.approx(ops[1:] * 1e-3, rel=1e-4)
+    busy = r.busy()
+    assert busy["cpu"] == pytest.approx(1, abs=0.01) and busy["gpu"] == pytest.approx(1, abs=0.01)
+    # scratchpipe: the main thread plans and issues evict and train, the worker issues the
+    # inserts (and does the host's row work): the main thread's ops set the pace.
+    r = simulate(trace, mode="scratchpipe", hardware=slow, model=model, capacity=4, lookahead=1)
+    main = r.op_counts["plan"] + r.op_counts["evict"] + r.op_counts["train"]
+    assert r.iteration_end[-1] >= main.sum() * 1e-3
+    assert r.schedule.stages["issue_insert"] == "worker"
