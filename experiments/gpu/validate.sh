@@ -84,6 +84,7 @@ step validate-calibrated 150 "$PYTHON" -m simulator validate --device "$DEVICE" 
     --profile "$OUT/profile.toml" -o "$OUT/validate-calibrated" --json
 case "$(cat "$OUT/versions.txt")" in
     *H200*) PRESET=h200-pcie5 ;;
+    *"H100 80GB HBM3"*) PRESET=h100-sxm5 ;;  # the SXM part's name; the PCIe card says PCIe
     *) PRESET=h100-pcie5 ;;
 esac
 step validate-preset 100 "$PYTHON" -m simulator validate --device "$DEVICE" $QUICK_FLAG --profile "$PRESET" \
