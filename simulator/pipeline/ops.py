@@ -213,6 +213,7 @@ class StepShape:
 
     dim: int                 # the embedding width the step pools (the largest table dim)
     width: int               # a stored row: dim plus the optimizer state's columns
+    row_bytes: int           # one embedding row of the widest table (dim x its dtype)
     tables: int
     bottom: tuple            # bottom MLP widths, dense features first
     top: tuple               # top MLP widths, its input first
@@ -224,7 +225,7 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
     """The ops of one training step on a batch's gathered rows: pool, MLPs forward, loss,
     backward, the dense optimizer, the loss read, and the rows' update."""
     s, d, t, w = samples, shape.dim, shape.tables, shape.width
-    row = FP32_BYTES * d
+    row = shape.row_bytes
     ops = [view("alias" if w == d else "slice", what="embedding"),
            view("detach", what="embedding"),
            # Every lookup's row read, every bag's sum written.
