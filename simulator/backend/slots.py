@@ -7,11 +7,10 @@ the planned transfers have landed. The store keeps its own record of what each s
 now (row_of_slot, a host numpy array, NOT_RESIDENT for a free slot), updated as rows are
 inserted. Every row a batch uses is updated, so every resident row is dirty: an evicted row
 is always written back (evict: device gather and device -> host copy; writeback: host
-scatter) before its slot
-takes a fetched row (host gather, host -> device copy, device scatter). The stages take host
-arrays and wrap them as tensors where they index with them, and index with index_select and
-index_copy_, which dispatch one op whatever the count (indexing with a single id adds a
-view); planner.py lists the ops.
+scatter) before its slot takes a fetched row (host gather, host -> device copy, device
+scatter). The stages take host arrays and wrap them as tensors where they index with them,
+and index with index_select and index_copy_, which dispatch one op whatever the count
+(indexing with a single id adds a view); planner.py lists the ops.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ then insert i+1's rows (which have crossed PCIe during the training step). The h
 i+1 before i trains, as the backend does (it is scratchpipe's with a window of one batch)."""
 
 from ..caches import replay
-from .mode import CachedMode, issue
+from .mode import CachedMode
 from .scratchpipe import host_threads, planned_ahead
 
 
@@ -29,11 +29,6 @@ class CachePrefetch(CachedMode):
         return {**host_threads(n, lookahead=1), "gpu": gpu,
                 "h2d": [s for b in range(n) for s in (("input", b), ("transfer", b))],
                 "d2h": [("d2h", b) for b in range(n)]}
-
-    def depends(self, stage, b):
-        if stage == issue("train"):  # once the worker has issued b's inserts
-            return ((issue("insert"), b),)
-        return super().depends(stage, b)
 
     def serial_program(self, stages, n):
         return planned_ahead(stages, n, lookahead=1)

@@ -76,6 +76,13 @@ class StageCosts:
             step = ops.on_host(step, ops.ROW_OPS)
         return step
 
+    def train_on_rows(self) -> list[Op]:
+        """backend Trainer.train_rows: the rows' ids (or slots) copied in, the batch's rows
+        gathered, the train step, the updated rows scattered back."""
+        w = self.work
+        return (self.copies(w.unique * INDEX_BYTES, "h2d", pinned=False)
+                + [self.gather_rows(w.unique), *self.train_step(), self.scatter_rows(w.unique)])
+
     def gather_rows(self, rows, on_host: bool = False, count=1) -> Op:
         """Rows (with their state) gathered by an index op, on the device or by the host."""
         if on_host:

@@ -62,25 +62,33 @@ def run(durations: dict[str, tuple[str, np.ndarray]], programs: dict[str, Iterab
     started(stage, b), start) first; steps with a negative batch are ignored."""
     env = simpy.Environment()
     n = len(next(iter(durations.values()))[1])
-    done = {s: [env.event() for _ in range(n)] for s in durations}
-    begun = {s: [env.event() for _ in range(n)] for s in durations}
     start = {s: np.full(n, np.nan) for s in durations}
     end = {s: np.full(n, np.nan) for s in durations}
+    # What has happened, and the events only the steps someone waits for need.
+    happened: set = set()  # (stage, b, STARTED or None)
+    waiting: dict = {}
+
+    def reached(key) -> None:
+        happened.add(key)
+        event = waiting.pop(key, None)
+        if event is not None:
+            event.succeed()
 
     def resource_process(program):
         for stage, b in program:
             seconds = durations[stage][1][b]
             for dep_stage, dep_b, *which in depends(stage, b) if seconds > 0 else ():
-                if dep_b >= 0:
-                    ev = (begun if which == [STARTED] else done)[dep_stage][dep_b]
-                    if not ev.triggered:
-                        yield ev
+                key = (dep_stage, dep_b, STARTED if which == [STARTED] else None)
+                if dep_b >= 0 and key not in happened:
+                    if key not in waiting:
+                        waiting[key] = env.event()
+                    yield waiting[key]
             start[stage][b] = env.now
-            begun[stage][b].succeed()
+            reached((stage, b, STARTED))
             if seconds > 0:
                 yield env.timeout(seconds)
             end[stage][b] = env.now
-            done[stage][b].succeed()
+            reached((stage, b, None))
 
     for resource, program in programs.items():
         env.process(resource_process(program))

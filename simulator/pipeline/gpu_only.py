@@ -2,7 +2,6 @@
 scatters the updated rows back; the only traffic is each batch's inputs (dense features,
 labels, row ids), double-buffered."""
 
-from .costs import INDEX_BYTES
 from .mode import INPUT_BUFFERS, Mode, issue
 
 
@@ -10,11 +9,7 @@ class GpuOnly(Mode):
     name = "gpu-only"
 
     def stage_ops(self, c):
-        w = c.work
-        return {"input": ("h2d", c.inputs()),
-                "train": ("gpu", c.copies(w.unique * INDEX_BYTES, "h2d", pinned=False)
-                          + [c.gather_rows(w.unique), *c.train_step(),
-                             c.scatter_rows(w.unique)])}
+        return {"input": ("h2d", c.inputs()), "train": ("gpu", c.train_on_rows())}
 
     def traffic(self, c):
         return c.input_dense_bytes + c.index_bytes, 0 * c.index_bytes

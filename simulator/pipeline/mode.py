@@ -97,15 +97,16 @@ class CachedMode(Mode):
                       + [c.gather_rows(w.evictions, count=evicts)]),
             "d2h": ("d2h", c.copies(c.evict_bytes, "d2h", pinned=False, count=evicts)),
             "writeback": (self.fetcher, [replace(wrap, count=evicts),
-                                  c.scatter_rows(w.evictions, on_host=True, count=evicts)]),
-            "collect": (self.fetcher, [replace(wrap, count=misses), Op("empty", "view", misses),
-                                c.gather_rows(w.misses, on_host=True, count=misses)]),
+                                         c.scatter_rows(w.evictions, on_host=True,
+                                                        count=evicts)]),
+            "collect": (self.fetcher, [replace(wrap, count=misses),
+                                       Op("empty", "view", misses),
+                                       c.gather_rows(w.misses, on_host=True, count=misses)]),
             "transfer": ("h2d", c.copies(c.fetch_bytes, "h2d", count=misses)),
             "insert": ("gpu", [replace(wrap, count=misses)]
                        + c.copies(w.misses * INDEX_BYTES, "h2d", pinned=False, count=misses)
                        + [c.scatter_rows(w.misses, count=misses)]),
-            "train": ("gpu", c.copies(w.unique * INDEX_BYTES, "h2d", pinned=False)
-                      + [c.gather_rows(w.unique), *c.train_step(), c.scatter_rows(w.unique)]),
+            "train": ("gpu", c.train_on_rows()),
         }
 
     def traffic(self, c: StageCosts):
@@ -122,4 +123,6 @@ class CachedMode(Mode):
             # Slots are reused only once their victims have been copied out.
             "insert": (("transfer", b), ("d2h", b)),
             "train": (("insert", b), ("input", b)),
+            # Training is issued once its inserts are (ready(i) in the backend).
+            issue("train"): ((issue("insert"), b),),
         }.get(stage, ())

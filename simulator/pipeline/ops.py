@@ -33,8 +33,6 @@ from ..hardware import HardwareProfile
 
 FP32_BYTES = 4
 INDEX_BYTES = 8      # int64 ids and offsets, as the embedding ops take them
-KINDS = ("view", "stream", "gemm", "gather", "scatter", "segment", "host_gather",
-         "host_scatter", "copy", "plan")
 # Kinds that run no device kernel.
 HOST_ONLY = ("view", "plan", "host_gather", "host_scatter", "copy")
 

@@ -44,11 +44,11 @@ class ScratchPipe(CachedMode):
                 "d2h": [("d2h", j) for j in range(n)]}
 
     def depends(self, stage, b):
-        # Inputs are copied as soon as the batch is in the window (W >= 1), or
-        # double-buffered like every mode's (W = 0).
-        return {"input": (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),),
-                # The main thread issues training i once the worker has issued i's inserts.
-                issue("train"): ((issue("insert"), b),)}.get(stage) or super().depends(stage, b)
+        if stage == "input":
+            # Copied as soon as the batch is in the window (W >= 1), or double-buffered like
+            # every mode's inputs (W = 0).
+            return (("train", b - max(self.lookahead, INPUT_BUFFERS - 1) - 1),)
+        return super().depends(stage, b)
 
     def serial_program(self, stages, n):
         return planned_ahead(stages, n, self.lookahead)
