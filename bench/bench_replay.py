@@ -11,11 +11,18 @@ ids; writing that file is not timed, reading it is, as our replay's reading of t
 Our LRU and FIFO must miss exactly as libCacheSim's do (checked before timing). Its LFU
 resets a row's counter on eviction and ours keeps it (FBGEMM's choice), so that pair
 compares speed only.
+
+Trace checks (issue 15): every chunk a replay reads is checked (ids inside their tables, bag
+lengths against batch pointers) before a kernel sees it. The same replay of the same trace,
+opened with and without those checks (Trace(path, check_chunks=False)), is timed in
+alternation, best of CHECK_REPEATS each; the slowdown must stay within 3%. `trace verify`
+(checksums plus the checked pass) is timed on the stream trace.
 """
 
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import libcachesim
@@ -35,6 +42,33 @@ POLICIES = (("lru", "LRU"), ("fifo", "FIFO"), ("lfu", "LFU"))
 # libCacheSim's oracleGeneral record: time, object id, size, next access (-1: unknown).
 ORACLE_GENERAL = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"),
                            ("next_access", "<i8")])
+CHECK_REPEATS = 7
+
+
+def _check_cost_rows(path: Path, shape: str, policy: str, capacity: int,
+                     **params) -> list[tuple[str, float, str]]:
+    """The replay with the per-chunk trace checks beside the same replay without them."""
+    checked = sim.open_trace(path)
+    unchecked = sim.Trace(path, check_chunks=False)
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(CHECK_REPEATS):  # alternate, so that both see the same machine
+        for on, trace in ((True, checked), (False, unchecked)):
+            t0 = time.perf_counter()
+            sim.replay(trace, policy, capacity, **params)
+            best[on] = min(best[on], time.perf_counter() - t0)
+    n = checked.num_lookups
+    name = policy if not params else f"{policy}/{params.get('inner', '')}"
+    return [(f"replay: {name} with trace checks ({shape})", n / best[True], "lookups/s"),
+            (f"replay: {name} without trace checks ({shape})", n / best[False], "lookups/s"),
+            (f"replay: {name} slowdown from trace checks ({shape})",
+             100.0 * (best[True] / best[False] - 1.0), "% (target <= 3)")]
+
+
+def _verify_rows(path: Path, shape: str) -> list[tuple[str, float, str]]:
+    trace = sim.open_trace(path)
+    size = sum((path / name).stat().st_size for name in trace.array_files())
+    seconds = best_time(sim.verify_trace, path, show_progress=False)
+    return [(f"trace verify: checksums + checked pass ({shape})", size / seconds / 1e6, "MB/s")]
 
 
 
@@ -80,6 +114,8 @@ def _stream_rows(workdir: Path, lookups: int) -> list[tuple[str, float, str]]:
                  (f"replay: libCacheSim {theirs} ({shape})", n / theirs_s, "lookups/s"),
                  (f"replay: {ours} speed / libCacheSim {theirs} speed", theirs_s / ours_s,
                   "x (target >= 10)" if ours in ("lru", "fifo") else "x")]
+    rows += _check_cost_rows(workdir / "stream", shape, "lru", STREAM_CAPACITY)
+    rows += _verify_rows(workdir / "stream", shape)
     return rows
 
 
@@ -96,7 +132,21 @@ def _setassoc_rows(workdir: Path, lookups: int) -> list[tuple[str, float, str]]:
                              ways=SETASSOC_WAYS, inner=inner)
         rows.append((f"replay: setassoc/{inner} ({shape})", n / seconds,
                      "lookups/s (target >= 30M)" if inner == "lru" else "lookups/s"))
+    rows += _check_cost_rows(workdir / "batched", shape, "setassoc", SETASSOC_CAPACITY,
+                             ways=SETASSOC_WAYS, inner="lru")
     return rows
+
+
+def _variable_pooling_rows(workdir: Path, lookups: int) -> list[tuple[str, float, str]]:
+    """The check's cost where it does the most: bags of 1 to 4 ids (lengths and batch
+    pointers are checked too)."""
+    batches = max(1, lookups // (TABLES * BATCH_SIZE * 5 // 2))
+    trace = sim.generate("zipf", workdir / "variable", [ROWS_PER_TABLE] * TABLES,
+                         batch_size=BATCH_SIZE, num_batches=batches, seed=3, alpha=ALPHA,
+                         pooling=(1, 4), show_progress=False)
+    shape = (f"{TABLES}x{ROWS_PER_TABLE // 1_000_000}M rows, bags of 1-4, "
+             f"{trace.num_lookups / 1e6:.0f}M lookups")
+    return _check_cost_rows(workdir / "variable", shape, "lru", SETASSOC_CAPACITY)
 
 
 def run(workdir: Path, quick: bool = False) -> list[tuple[str, float, str]]:
@@ -106,8 +156,11 @@ def run(workdir: Path, quick: bool = False) -> list[tuple[str, float, str]]:
         rows = _stream_rows(workdir, QUICK_STREAM_LOOKUPS if quick else STREAM_LOOKUPS)
         shutil.rmtree(workdir / "stream", ignore_errors=True)
         rows += _setassoc_rows(workdir, QUICK_BATCHED_LOOKUPS if quick else BATCHED_LOOKUPS)
+        shutil.rmtree(workdir / "batched", ignore_errors=True)
+        rows += _variable_pooling_rows(workdir,
+                                       QUICK_BATCHED_LOOKUPS if quick else BATCHED_LOOKUPS)
     finally:
-        for name in ("warm-up", "stream", "batched"):
+        for name in ("warm-up", "stream", "batched", "variable"):
             shutil.rmtree(workdir / name, ignore_errors=True)
         (workdir / "stream.oracleGeneral").unlink(missing_ok=True)
     return rows

@@ -12,7 +12,7 @@ from ._version import __version__  # noqa: E402
 from .errors import CapacityError, InputError, OptionError, SimulatorError, TraceFormatError
 from .trace import (Chunk, Table, Trace, TraceStats, TraceWriter, describe_trace, generate,
                     import_criteo, import_csv, import_dlrm_pt, import_ids, open_trace,
-                    table_rows_from, trace_stats, write_criteo_like)
+                    table_rows_from, trace_stats, verify_trace, write_criteo_like)
 from .caches import POLICIES, ReplayResult, min_capacity, replay
 from .caches.mrc import MissRatioCurve, mrc
 from .hardware import HardwareProfile, describe_hardware_presets, list_hardware, load_hardware
@@ -20,7 +20,7 @@ from .workload import ModelConfig, describe_model_presets, list_models, load_mod
 from .pipeline import MODES, SimulationResult, simulate
 from .backend import TRAIN_MODES, calibrate, save_weights, train, validate
 from .sweep import load_results, run_sweep
-from .plots import make_figures
+from .plots import make_figures, plot_mrc
 from .demo import demo
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     # traces
     "Chunk", "Table", "Trace", "TraceWriter", "TraceStats", "describe_trace", "generate",
     "import_criteo", "import_csv", "import_dlrm_pt", "import_ids", "open_trace",
-    "table_rows_from", "trace_stats", "write_criteo_like",
+    "table_rows_from", "trace_stats", "verify_trace", "write_criteo_like",
     # caches
     "POLICIES", "ReplayResult", "MissRatioCurve", "min_capacity", "mrc", "replay",
     # hardware and models
@@ -41,6 +41,6 @@ __all__ = [
     # the real backend
     "TRAIN_MODES", "calibrate", "save_weights", "train", "validate",
     # sweeps and figures
-    "run_sweep", "load_results", "make_figures",
+    "run_sweep", "load_results", "make_figures", "plot_mrc",
     "demo",
 ]

@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 
 import simulator as sim
+from .caches import POLICIES
+from .caches.scratchpipe import LOOKAHEAD
 from .errors import OptionError, SimulatorError
+from .hardware import split_overrides
+from .options import add_flags, flag_values, parse_setting
+from .pipeline import MODES
+from .trace.generators import MULTI_HOT
 
 EXIT_USAGE = 2
 
@@ -68,16 +74,16 @@ def _emit(data: dict, as_json: bool, text: str) -> None:
 
 # -- trace ------------------------------------------------------------------------------------
 def _cmd_trace_generate(a) -> None:
-    like = a.like
+    like, shape = a.like, {"pooling": 1, "multi_hot": "independent"}
     if like is not None and like in sim.list_models():
-        like = sim.load_model(like).table_rows
-        if like is None:
-            raise OptionError(f"model {a.like} does not fix its table sizes; give --tables and "
-                              "--rows or --rows-per-table")
+        shape = sim.load_model(like).generator_options()
+        like = shape.pop("table_rows")
     rows = sim.table_rows_from(tables=a.tables, rows=a.rows, rows_per_table=a.rows_per_table,
                                like=like)
     trace = sim.generate(a.kind, a.output, rows, batch_size=a.batch_size, num_batches=a.batches,
-                         seed=a.seed, alpha=a.alpha, pooling=a.pooling, permute=not a.no_permute,
+                         seed=a.seed, alpha=a.alpha,
+                         pooling=shape["pooling"] if a.pooling is None else a.pooling,
+                         multi_hot=a.multi_hot or shape["multi_hot"], permute=not a.no_permute,
                          hot_fraction=a.hot_fraction, hot_share=a.hot_share,
                          drift_batches=a.drift_batches)
     _emit(trace.meta, a.json, sim.describe_trace(trace))
@@ -103,14 +109,20 @@ def _cmd_trace_stats(a) -> None:
     _emit(stats.to_dict(), a.json, stats.format())
 
 
+def _cmd_trace_verify(a) -> None:
+    report = sim.verify_trace(a.trace, show_progress=not a.json)
+    _emit(report.to_dict(), a.json, report.format())
+    if not report.ok:
+        raise report.error()
+
+
 def _cmd_demo(a) -> None:
     sim.demo(a.output, print_fn=print)
 
 
 # -- cache replay and miss-ratio curve ------------------------------------------------------
-# Policy options. Only the ones given are passed on, so a policy that does not take one says
-# so (Policy.__init__ raises OptionError).
-_POLICY_OPTIONS = ("ways", "inner", "lookahead", "victim", "profile_batches")
+# The flags of the policies' and modes' options are made from the registries when the parser
+# is built. Only the options given are passed on: a policy that does not take one says so.
 
 
 def _output_path(text: str) -> Path:
@@ -133,7 +145,7 @@ def _format_value(value) -> str:
 
 
 def _cmd_replay(a) -> None:
-    params = {name: getattr(a, name) for name in _POLICY_OPTIONS if getattr(a, name) is not None}
+    params = flag_values(a, POLICIES.values())
     per_batch = _output_path(a.per_batch) if a.per_batch else None
     result = sim.replay(a.trace, policy=a.policy, capacity=a.capacity,
                         per_batch=True if per_batch else None, **params)
@@ -149,25 +161,17 @@ def _cmd_mrc(a) -> None:
     plot = _output_path(a.plot) if a.plot else None
     curve = sim.mrc(a.trace)
     if plot:
-        curve.plot(plot)
+        sim.plot_mrc(curve, plot)
     _emit(curve.to_dict(), a.json, curve.format())
 
 
 def _add_cache_commands(sub) -> None:
-    from .caches import POLICIES
-
     r = sub.add_parser("replay", help="replay a trace through a cache policy")
     r.add_argument("trace", metavar="DIR")
     r.add_argument("--policy", required=True, metavar="P", help=f"one of {', '.join(POLICIES)}")
     r.add_argument("--capacity", required=True, metavar="N|X%",
                    help="rows, or a percentage of the trace's distinct rows")
-    r.add_argument("--ways", type=_positive_int, help="setassoc: ways per set (default 32)")
-    r.add_argument("--inner", choices=["lru", "lfu"], help="setassoc: policy inside a set")
-    r.add_argument("--lookahead", type=_non_negative_int, metavar="W",
-                   help="scratchpipe, oracle: batches of lookahead")
-    r.add_argument("--victim", choices=["lru", "future"], help="scratchpipe: victim policy")
-    r.add_argument("--profile-batches", type=_positive_int, metavar="K",
-                   help="static: choose the hot set from the first K batches (default: all)")
+    add_flags(r, POLICIES.values())
     r.add_argument("--per-batch", metavar="FILE.csv", help="write per-batch statistics")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_cmd_replay)
@@ -190,8 +194,8 @@ def _add_min_capacity_command(sub) -> None:
     c = sub.add_parser("min-capacity",
                        help="the smallest scratchpad that ScratchPipe with a lookahead can use")
     c.add_argument("trace", metavar="DIR")
-    c.add_argument("--lookahead", type=_non_negative_int, required=True, metavar="W",
-                   help="batches planned ahead of training")
+    c.add_argument("--lookahead", type=LOOKAHEAD.parse, required=True, metavar="W",
+                   help=LOOKAHEAD.help)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_cmd_min_capacity)
 
@@ -217,11 +221,20 @@ def _cmd_model_show(a) -> None:
     _emit(model.to_dict(), a.json, model.describe())
 
 
+def _add_set_flag(parser, hardware: bool) -> None:
+    where = ("the hardware profile's (link.*, cpu.*, gpu.*, kind, pcie_scale, dram_scale, "
+             "hbm_scale) or the model's (the others)" if hardware else "the model's")
+    parser.add_argument("--set", action="append", type=parse_setting, metavar="KEY=VALUE",
+                        help=f"override a key of {where} TOML layout; VALUE is a TOML value "
+                             "(repeat for more keys)")
+
+
 def _cmd_simulate(a) -> None:
     timeline = _output_path(a.timeline) if a.timeline else None
-    result = sim.simulate(a.trace, mode=a.mode, hardware=a.hardware, model=a.model,
-                          capacity=a.capacity, lookahead=a.lookahead, victim=a.victim,
-                          cache_policy=a.cache_policy, ignore_capacity=a.ignore_capacity)
+    hardware, model = split_overrides(dict(a.set or ()))
+    result = sim.simulate(a.trace, mode=a.mode, hardware=sim.load_hardware(a.hardware, hardware),
+                          model=sim.load_model(a.model, model), capacity=a.capacity,
+                          ignore_capacity=a.ignore_capacity, **flag_values(a, MODES.values()))
     if timeline:
         result.write_timeline_csv(timeline)
     _emit(result.to_dict(), a.json, result.format())
@@ -243,17 +256,13 @@ def _add_timing_commands(sub) -> None:
 
     s = sub.add_parser("simulate", help="predict training time in one placement mode")
     s.add_argument("trace", metavar="DIR")
-    s.add_argument("--mode", required=True, choices=list(sim.MODES))
+    s.add_argument("--mode", required=True, choices=list(MODES))
     s.add_argument("--hardware", required=True, metavar="NAME|FILE")
     s.add_argument("--model", required=True, metavar="NAME|FILE")
+    _add_set_flag(s, hardware=True)
     s.add_argument("--capacity", metavar="N|X%",
                    help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
-    s.add_argument("--lookahead", type=_non_negative_int, default=4, metavar="W",
-                   help="scratchpipe: batches planned ahead (default 4)")
-    s.add_argument("--victim", choices=["lru", "future"], default="lru",
-                   help="scratchpipe: victim policy (default lru)")
-    s.add_argument("--cache-policy", default="lru", metavar="P",
-                   help="cache: the past-looking policy (default lru)")
+    add_flags(s, MODES.values())
     s.add_argument("--ignore-capacity", action="store_true",
                    help="simulate even when the tables or the cache do not fit in memory")
     s.add_argument("--timeline", metavar="FILE.csv", help="write every stage's start and end")
@@ -293,9 +302,14 @@ def _add_sweep_commands(sub) -> None:
 
 # -- the real backend -------------------------------------------------------------------------
 def _cmd_train(a) -> None:
+    hardware, model = split_overrides(dict(a.set or ()))
+    if hardware:
+        raise OptionError(f"train --set takes model keys only, not {', '.join(hardware)}")
+    from .backend import backend_model
+    model = sim.load_model(backend_model(a.trace, a.model), model) if model else a.model
     result = sim.train(a.trace, a.mode, device=a.device, iterations=a.iterations,
-                       capacity=a.capacity, lookahead=a.lookahead, victim=a.victim,
-                       optimizer=a.optimizer, model=a.model, lr=a.lr, seed=a.seed)
+                       capacity=a.capacity, optimizer=a.optimizer, model=model, lr=a.lr,
+                       seed=a.seed, **flag_values(a, MODES.values()))
     if a.save_weights:
         sim.save_weights(result.weights, a.save_weights)
     _emit(result.to_dict(), a.json, result.format())
@@ -318,20 +332,20 @@ def _cmd_validate(a) -> None:
 def _add_backend_commands(sub) -> None:
     t = sub.add_parser("train", help="train a DLRM-like model for real (PyTorch) in one mode")
     t.add_argument("trace", metavar="DIR")
-    t.add_argument("--mode", required=True, choices=list(sim.TRAIN_MODES))
+    t.add_argument("--mode", required=True, choices=list(MODES))
     t.add_argument("--device", required=True, choices=["cpu", "cuda"])
     t.add_argument("--iterations", type=_positive_int, metavar="N",
                    help="train on the first N batches (default: all)")
     t.add_argument("--capacity", metavar="N|X%",
                    help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
-    t.add_argument("--lookahead", type=_non_negative_int, default=4, metavar="W",
-                   help="scratchpipe: batches planned ahead (default 4)")
-    t.add_argument("--victim", choices=["lru", "future"], default="lru",
-                   help="scratchpipe: victim policy (default lru)")
-    t.add_argument("--optimizer", choices=["sgd", "adagrad"], default="sgd",
-                   help="sgd, or adagrad with row-wise state for the embeddings (default sgd)")
+    add_flags(t, MODES.values())
+    t.add_argument("--optimizer", choices=["sgd", "rowwise-adagrad", "adagrad"], default="sgd",
+                   help="the embeddings' optimizer: sgd, rowwise-adagrad (one accumulator per "
+                        "row) or adagrad (one per element); the MLPs take sgd or adagrad "
+                        "(default sgd)")
     t.add_argument("--model", metavar="NAME|FILE",
                    help="a model preset or TOML file (default: a small dot-interaction model)")
+    _add_set_flag(t, hardware=False)
     t.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--save-weights", metavar="FILE.npz",
@@ -386,7 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "with table_rows = [...], or a list R1,R2,...")
     g.add_argument("--alpha", type=_float_list, default=1.05,
                    help="Zipf exponent, one for all tables or A1,A2,... (default 1.05)")
-    g.add_argument("--pooling", default="1", help="bag size P, or LO-HI drawn per bag (default 1)")
+    g.add_argument("--pooling", help="bag size P, LO-HI drawn per bag, or one per table "
+                   "P1,P2,... (default: the --like model's multi-hot sizes, else 1)")
+    g.add_argument("--multi-hot", choices=MULTI_HOT,
+                   help="independent: every id of a bag drawn; mlperf: the first drawn, the "
+                        "others fixed uniform companions of it, as MLPerf DLRM-DCNv2's "
+                        "multi-hot Criteo (default: the --like model's, else independent)")
     g.add_argument("--hot-fraction", type=float, default=0.05,
                    help="drift: fraction of each table's rows in the hot set (default 0.05)")
     g.add_argument("--hot-share", type=float, default=0.9,
@@ -405,12 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp = tsub.add_parser("import", help="import a dataset as a trace")
     isub = imp.add_subparsers(dest="source", required=True, parser_class=_Parser)
     c = isub.add_parser("criteo", help="Criteo Kaggle/Terabyte TSV (labelled or test layout)")
-    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="one or more files (day_0 day_1 ...), read in the order given into one "
+                        "trace; each may be gzip, bzip2, xz or zstd compressed")
     c.add_argument("--max-rows-per-table", type=_positive_int, metavar="M",
                    help="hash ids modulo M-1 (row 0 is kept for missing values), as DLRM's "
                         "max_ind_range; default: dense numbering in first-seen order")
     v = isub.add_parser("csv", help="categorical columns of a CSV (Avazu, MovieLens, Taobao style)")
-    v.add_argument("file", metavar="FILE")
+    v.add_argument("file", metavar="FILE", help="may be gzip, bzip2, xz or zstd compressed")
     v.add_argument("--columns", required=True, metavar="C1,C2,...",
                    help="the categorical columns (names with --header, else 0-based numbers)")
     v.add_argument("--sep", default=",", help="field separator (default ','; 'tab' for a tab)")
@@ -431,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("trace", metavar="DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_trace_stats)
+
+    v = tsub.add_parser("verify", help="check a trace against its checksums and structure")
+    v.add_argument("trace", metavar="DIR")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_cmd_trace_verify)
 
     _add_cache_commands(sub)
     _add_min_capacity_command(sub)

@@ -1,25 +1,30 @@
 """The main job on generated data (what `make demo` runs).
 
-Generates a Zipf trace shaped like the Criteo Kaggle tables of the `dlrm-kaggle` model, prints
-its statistics, replays it through every cache policy, and simulates every training mode on
-`h100-pcie5`, at two cache capacities. Results (with the configuration, seed and version that
-made them) go to OUTPUT/results.json, written atomically; the trace stays in OUTPUT/trace.
-Then two small sweeps over the same trace (their specs and results CSVs beside it) draw the
-hit-rate curves, the iteration-time breakdown and the pipeline Gantt chart into
-OUTPUT/figures (PNG and PDF).
+1. Generates a Zipf trace shaped like the Criteo Kaggle tables of the `dlrm-kaggle` model,
+   prints its statistics, replays it through every cache policy, and simulates every training
+   mode on `h100-pcie5`, at two cache capacities.
+2. Generates a trace like MLPerf's DLRM-DCNv2 (`mlperf-dlrm-dcnv2`: 26 multi-hot tables, 214
+   lookups per sample), whose tables do not fit in HBM: gpu-only is refused, and the four modes
+   that keep the tables in host memory compete at two scratchpad sizes. Its tables and batches
+   are large, so it samples few batches (MLPERF_BATCHES), and says so.
+Results (with the configuration, seed and version that made them) go to OUTPUT/results.json,
+written atomically; the traces stay in OUTPUT/trace and OUTPUT/trace-mlperf. Then two small
+sweeps over the first trace (their specs and results CSVs beside it) draw the hit-rate curves,
+the iteration-time breakdown and the pipeline Gantt chart into OUTPUT/figures (PNG and PDF).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
+from ._atomic import atomic_open
 from ._version import __version__
 from .caches import POLICIES, replay
 from .caches.base import resolve_capacity
 from .errors import CapacityError
+from .options import declared
 from .pipeline import MODES, simulate
 from .plots import make_figures
 from .sweep import run_sweep
@@ -31,9 +36,12 @@ MODEL = "dlrm-kaggle"
 HARDWARE = "h100-pcie5"
 BATCHES = 200
 ALPHA = 1.05
-LOOKAHEAD = 4
 CAPACITIES = ("10%", "25%")
-POLICY_OPTIONS = {"scratchpipe": {"lookahead": LOOKAHEAD}, "oracle": {"lookahead": LOOKAHEAD}}
+# The MLPerf study: batches sampled (enough for the pipelines' steady state after their warm-up,
+# few enough for the demo's time), and the scratchpad sizes, as HBM set aside for it.
+MLPERF_MODEL = "mlperf-dlrm-dcnv2"
+MLPERF_BATCHES = 24
+MLPERF_SCRATCHPAD_GIB = (5, 8)
 # The sweeps behind the figures: results file stem -> (spec body, figures drawn from it).
 FIGURE_SWEEPS = {
     "sweep-policies": ("""[axes]
@@ -47,7 +55,6 @@ mode = {json.dumps(list(MODES))}
 hardware = "{HARDWARE}"
 model = "{MODEL}"
 capacity = "25%"
-lookahead = {LOOKAHEAD}
 """, ["breakdown", "gantt"]),
 }
 
@@ -56,19 +63,19 @@ def _replay_rows(trace, capacity: int) -> list[dict]:
     rows = []
     for name in POLICIES:
         try:
-            d = replay(trace, policy=name, capacity=capacity, **POLICY_OPTIONS.get(name, {}))
+            d = replay(trace, policy=name, capacity=capacity)  # its options' defaults
             rows.append(d.to_dict())
         except CapacityError as e:  # infeasible at this capacity: a result, not a crash
             rows.append({"policy": name, "capacity": capacity, "infeasible": str(e)})
     return rows
 
 
-def _simulate_rows(trace, capacity: int) -> list[dict]:
+def _simulate_rows(trace, capacity: int, model: str = MODEL) -> list[dict]:
     rows = []
     for mode in MODES:
         try:
-            rows.append(simulate(trace, mode=mode, hardware=HARDWARE, model=MODEL,
-                                 capacity=capacity, lookahead=LOOKAHEAD).to_dict())
+            rows.append(simulate(trace, mode=mode, hardware=HARDWARE, model=model,
+                                 capacity=capacity).to_dict())
         except CapacityError as e:
             rows.append({"mode": mode, "infeasible": str(e)})
     return rows
@@ -100,7 +107,36 @@ def _format_modes(rows: list[dict]) -> list[str]:
     return out
 
 
-def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES) -> dict:
+def _mlperf_study(out: Path, print_fn, batches: int) -> dict:
+    """MLPerf DLRM-DCNv2 on h100-pcie5: the host-memory modes at two scratchpad sizes."""
+    model = load_model(MLPERF_MODEL)
+    shape = model.generator_options()
+    trace = generate("zipf", out / "trace-mlperf", batch_size=model.batch_size,
+                     num_batches=batches, seed=SEED, alpha=ALPHA, show_progress=False,
+                     **shape)
+    per_sample = trace.num_lookups // trace.num_samples
+    weights = model.embedding_bytes(optimizer_state=False) / 2**30
+    print_fn(f"\n{MLPERF_MODEL}: {trace.num_tables} tables of {sum(shape['table_rows']):,} rows, "
+             f"{weights:.1f} GiB of weights and {model.embedding_bytes() / 2**30 - weights:.1f} "
+             f"GiB of {model.optimizer} state; {per_sample} lookups per sample "
+             f"({shape['multi_hot']} multi-hot bags)")
+    print_fn(f"Sampled {batches} batches of {model.batch_size} (Zipf {ALPHA} over the "
+             f"first id of each bag, seed {SEED}): enough for every pipeline's steady state, "
+             "with caches that start empty")
+    result = {"model": MLPERF_MODEL, "batches": batches, "scratchpads": []}
+    for gib in MLPERF_SCRATCHPAD_GIB:
+        capacity = gib * 2**30 // model.row_bytes_with_state()
+        modes = _simulate_rows(trace, capacity, model=MLPERF_MODEL)
+        print_fn(f"\nScratchpad or cache of {gib} GiB of HBM ({capacity:,} rows with their "
+                 f"state), on {HARDWARE}:")
+        for line in _format_modes(modes):
+            print_fn(line)
+        result["scratchpads"].append({"hbm_gib": gib, "capacity": capacity, "simulate": modes})
+    return result
+
+
+def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES,
+         mlperf_batches: int = MLPERF_BATCHES) -> dict:
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -113,8 +149,10 @@ def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES) -> dic
              f"{MODEL} tables, {batches} batches of {model.batch_size} (seed {SEED})\n")
     stats = trace_stats(trace)
     print_fn(stats.format())
+    options = {n: o.default for n, (o, _) in declared([*POLICIES.values(), *MODES.values()])
+               .items() if o.default is not None}
     result = {"scratchsim_version": __version__, "seed": SEED, "model": MODEL,
-              "hardware": HARDWARE, "lookahead": LOOKAHEAD, "alpha": ALPHA, "batches": batches,
+              "hardware": HARDWARE, "options": options, "alpha": ALPHA, "batches": batches,
               "stats": stats.to_dict(), "capacities": []}
     for capacity_arg in CAPACITIES:
         capacity = resolve_capacity(trace, capacity_arg)
@@ -124,14 +162,16 @@ def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES) -> dic
         print_fn("Replay (hit rate = hits / distinct rows of each batch, summed):")
         for line in _format_replay(replays):
             print_fn(line)
-        print_fn(f"Training on {HARDWARE} with {MODEL} (scratchpipe: lookahead {LOOKAHEAD}):")
+        print_fn(f"Training on {HARDWARE} with {MODEL} (" + ", ".join(
+            f"{k.replace('_', ' ')} {o.default}" for k, (o, _) in declared(MODES.values()).items())
+            + "):")
         for line in _format_modes(modes):
             print_fn(line)
         result["capacities"].append({"capacity": capacity, "capacity_arg": capacity_arg,
                                      "replay": replays, "simulate": modes})
-    tmp = out / f".results.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out / "results.json")
+    result["mlperf"] = _mlperf_study(out, print_fn, mlperf_batches)
+    with atomic_open(out / "results.json", "w") as f:
+        f.write(json.dumps(result, indent=2) + "\n")
     figures = []
     for stem, (axes, names) in FIGURE_SWEEPS.items():
         spec = out / f"{stem}.toml"

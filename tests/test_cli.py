@@ -45,7 +45,8 @@ def test_generate_readable_output(capsys, tmp_path):
     (["--tables", "0", "--rows", "10"], ["--tables", "must be positive"]),
     (["--tables", "2", "--rows", "10", "--batch-size", "-3"], ["--batch-size"]),
     (["--tables", "2"], ["--tables and --rows go together"]),
-    (["--tables", "2", "--rows", "10", "--pooling", "x"], ["--pooling 'x'"]),
+    (["--tables", "2", "--rows", "10", "--pooling", "x"], ["pooling 'x'", "bag size"]),
+    (["--tables", "2", "--rows", "10", "--pooling", "1,2,3"], ["3 bag sizes for 2 tables"]),
     (["--tables", "2", "--rows", "ten"], ["--rows", "'ten' is not an integer"]),
     (["--like", "nothing-here"], ["--like nothing-here"]),
 ])

@@ -66,7 +66,7 @@ for w, victim in ((0, "lru"), (2, "lru"), (2, "future")):
     cases[f"scratchpipe-W{w}-{victim}"] = ("scratchpipe", {
         "capacity": simulator.min_capacity(trace, lookahead=w), "lookahead": w, "victim": victim})
 report = {}
-for optimizer in ("sgd", "adagrad"):
+for optimizer in ("sgd", "rowwise-adagrad"):
     ref = simulator.train(trace, "gpu-only", device=DEVICE, iterations=50, optimizer=optimizer)
     for name, (mode, options) in cases.items():
         for overlap in (False, True):

@@ -1,5 +1,6 @@
 """The real backend: a DLRM-like model trained with PyTorch, on the CPU or a CUDA device, in
-each training mode of pipeline/ (one module per mode, the same names), on a trace's batches.
+each training mode of pipeline/ (its twin: the Trainer of the same name in the module of the
+same name here; the modes and their options are the pipeline's), on a trace's batches.
 
 train() returns measured per-iteration and per-stage times and, per batch, the rows fetched
 into and evicted from the device, which must equal the cache replay's misses and evictions;
@@ -9,31 +10,30 @@ the rest of the package runs without it.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import importlib
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_open
 from ..errors import OptionError
+from ..pipeline import MODES as TRAIN_MODES, make_mode  # one registry of modes
 from ..trace import open_trace
 from ..workload import ModelConfig, load_model
 
 
-def _modes():
+def _trainer(mode: str):
+    """The backend's twin of a pipeline mode."""
     from .base import Trainer
-    from .cache import Cache
-    from .cache_prefetch import CachePrefetch
-    from .gpu_only import GpuOnly
-    from .hybrid import Hybrid
-    from .scratchpipe import ScratchPipe
-    modes: dict[str, type[Trainer]] = {m.name: m for m in
-                                       (GpuOnly, Hybrid, Cache, CachePrefetch, ScratchPipe)}
-    return modes
-
-
-TRAIN_MODES = ("gpu-only", "hybrid", "cache", "cache-prefetch", "scratchpipe")
-VICTIMS = ("lru", "future")
+    module = f"{__package__}.{mode.replace('-', '_')}"
+    try:
+        return next(c for c in vars(importlib.import_module(module)).values()
+                    if isinstance(c, type) and issubclass(c, Trainer) and c.name == mode)
+    except (ModuleNotFoundError, StopIteration) as e:
+        if getattr(e, "name", module) != module:
+            raise
+        raise OptionError(f"mode {mode} has no twin in the backend (a Trainer named {mode!r} "
+                          f"in {module})") from None
 # The model when none is given: small enough to train on a CPU in seconds.
 DEFAULT_MODEL = {"name": "backend-small", "embedding_dim": 16, "bottom_mlp": [13, 32, 16],
                  "top_mlp": [32, 1], "interaction": "dot", "batch_size": 1, "dtype": "fp32",
@@ -55,9 +55,7 @@ def _model_for(trace, model) -> tuple[ModelConfig, np.ndarray, int]:
         model = ModelConfig.from_dict(data, source="backend default model")
     else:
         model = load_model(model)
-    if model.num_tables is not None and model.num_tables != trace.num_tables:
-        raise OptionError(f"model {model.name} has {model.num_tables} tables, the trace "
-                          f"{trace.num_tables}; choose a model made for this trace")
+        model.check_trace(trace)
     dims = np.array([model.dim(t if isinstance(model.embedding_dim, tuple) else 0)
                      for t in range(trace.num_tables)], dtype=np.int64)
     dense = model.bottom_mlp[0]
@@ -68,38 +66,33 @@ def _model_for(trace, model) -> tuple[ModelConfig, np.ndarray, int]:
 
 
 def train(trace, mode: str, device: str = "cpu", iterations: int | None = None,
-          capacity=None, lookahead: int = 4, victim: str = "lru", optimizer: str = "sgd",
-          model=None, lr: float = 0.05, seed: int = 0, overlap: bool | None = None):
+          capacity=None, optimizer: str = "sgd", model=None, lr: float = 0.05, seed: int = 0,
+          overlap: bool | None = None, **options):
     """Train for real on the trace's first `iterations` batches (default: all) and return a
-    TrainResult. capacity: rows or 'X%' of the trace's distinct rows, for cache,
-    cache-prefetch and scratchpipe; lookahead and victim: the scratchpad's; model: a preset
-    name, a TOML file or a ModelConfig (default: a small dot-interaction model); overlap:
-    run scratchpipe's and cache-prefetch's transfers beside training (default: on CUDA)."""
+    TrainResult. capacity: rows or 'X%' of the trace's distinct rows, for the modes with a
+    cache; options: the mode's (as simulate() takes them: lookahead and victim for
+    scratchpipe); model: a preset name, a TOML file or a ModelConfig (default: a small
+    dot-interaction model); overlap: run scratchpipe's and cache-prefetch's transfers beside
+    training (default: on CUDA)."""
     from ..caches import resolve_capacity
-    from ..caches.scratchpipe import check_lookahead
     from .base import DEVICES, TrainConfig, prepare_batches, torch
     trace = open_trace(trace)
-    modes = _modes()
-    if mode not in modes:
-        raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(TRAIN_MODES)}")
+    m = make_mode(mode, **options)
+    cls = _trainer(mode)
     if device not in DEVICES:
         raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
-    if victim not in VICTIMS:
-        raise OptionError(f"victim {victim!r}: choose one of {', '.join(VICTIMS)}")
     n = trace.num_batches if iterations is None else int(iterations)
     if not 0 < n <= trace.num_batches:
         raise OptionError(f"iterations must be in 1..{trace.num_batches} (the trace's "
                           f"batches), got {iterations}")
-    cls = modes[mode]
-    if cls.uses_capacity:
+    if m.uses_cache:
         if capacity is None:
             raise OptionError(f"mode {mode} needs a capacity: --capacity ROWS or X%")
         capacity = resolve_capacity(trace, capacity)
     config = TrainConfig(mode=mode, device=device, iterations=n, capacity=capacity,
-                         lookahead=check_lookahead(lookahead), victim=victim,
-                         optimizer=optimizer, lr=float(lr), seed=int(seed),
+                         options=m.settings(), optimizer=optimizer, lr=float(lr), seed=int(seed),
                          overlap=device == "cuda" if overlap is None else bool(overlap))
     model, dims, dense = _model_for(trace, model)
     batches = prepare_batches(trace, n, dims, dense, seed)
@@ -111,14 +104,8 @@ def save_weights(weights: dict[str, np.ndarray], path) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise OptionError(f"{path}: the weights file must end in .npz")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **weights)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **weights)
     return path
 
 

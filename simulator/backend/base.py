@@ -9,9 +9,10 @@ where the rows come from and where the updated rows go, so after N iterations ev
 weights are bitwise equal to gpu-only's: the proof that no stale row was ever read.
 
 An embedding row is stored with its optimizer state: width = largest dim + state columns
-(sgd: none; adagrad: one row-wise accumulator, FBGEMM's exact row-wise Adagrad), so a row
-and its state move together between host and device. Tables narrower than the widest keep
-zeros in their padding columns, which no gradient ever touches.
+(sgd: none; rowwise-adagrad: one accumulator, FBGEMM's exact row-wise Adagrad; adagrad: one
+accumulator per element, torch.optim.Adagrad's arithmetic), so a row and its state move
+together between host and device. Tables narrower than the widest keep zeros in their
+padding columns, which no gradient ever touches.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import numpy as np
 
 from ..errors import CapacityError, OptionError
 
-OPTIMIZERS = ("sgd", "adagrad")
+# The optimizers of the embedding rows (the model file's names) and the state columns each
+# keeps beside a row of `dim` columns. The MLPs take torch.optim.SGD, or torch.optim.Adagrad
+# with either Adagrad.
+OPTIMIZERS = ("sgd", "rowwise-adagrad", "adagrad")
 DEVICES = ("cpu", "cuda")
 ADAGRAD_EPS = 1e-8
 # A row's recency key: (batch << POSITION_BITS) | position of its first occurrence in the
@@ -54,8 +58,7 @@ class TrainConfig:
     device: str = "cpu"
     iterations: int | None = None  # None: every batch of the trace
     capacity: int | None = None  # rows of the device cache or scratchpad
-    lookahead: int = 4
-    victim: str = "lru"
+    options: dict = field(default_factory=dict)  # the mode's (pipeline Mode.options)
     optimizer: str = "sgd"
     lr: float = 0.05
     seed: int = 0
@@ -130,10 +133,41 @@ def mlp(widths, relu_last: bool) -> "nn.Sequential":
     return nn.Sequential(*layers)
 
 
+def state_columns(optimizer: str, dim: int) -> int:
+    """Columns of optimizer state stored beside a row of `dim` columns (see OPTIMIZERS)."""
+    return {"sgd": 0, "rowwise-adagrad": 1, "adagrad": dim}[optimizer]
+
+
+class LowRankCrossNet(nn.Module):
+    """DCNv2's low-rank cross layers, as TorchRec's LowRankCrossNet (its DLRM_DCN's
+    interaction): x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l, with V_l [rank, width] and
+    W_l [width, rank] without bias, xavier-normal, and the bias b_l [width] zero, drawn in
+    TorchRec's order (every W, then every V)."""
+
+    def __init__(self, width: int, layers: int, rank: int):
+        super().__init__()
+        self.W_kernels = nn.ParameterList(
+            [nn.Parameter(nn.init.xavier_normal_(torch.empty(width, rank)))
+             for _ in range(layers)])
+        self.V_kernels = nn.ParameterList(
+            [nn.Parameter(nn.init.xavier_normal_(torch.empty(rank, width)))
+             for _ in range(layers)])
+        self.bias = nn.ParameterList(
+            [nn.Parameter(torch.zeros(width)) for _ in range(layers)])
+
+    def forward(self, x0):
+        x = x0
+        for w, v, b in zip(self.W_kernels, self.V_kernels, self.bias):
+            x = x0 * (F.linear(F.linear(x, v), w) + b) + x
+        return x
+
+
 class DenseModel(nn.Module):
     """The MLPs and the interaction of DLRM; the embeddings live outside, in each mode's
     store. Dot interaction: the pairwise dot products (without self-interaction) of the
-    bottom output and the pooled embeddings, with the bottom output; cat: concatenation."""
+    bottom output and the pooled embeddings, with the bottom output; cat: concatenation;
+    dcn: the bottom output and the pooled embeddings concatenated through the low-rank cross
+    layers (LowRankCrossNet)."""
 
     def __init__(self, model, dims: np.ndarray, dense_features: int):
         super().__init__()
@@ -144,6 +178,8 @@ class DenseModel(nn.Module):
         top_in = (bottom[-1] + n * (n - 1) // 2 if self.interaction == "dot"
                   else bottom[-1] + sum(self.dims))
         self.bottom = mlp(bottom, relu_last=True)
+        if self.interaction == "dcn":
+            self.cross = LowRankCrossNet(top_in, model.dcn_layers, model.dcn_rank)
         self.top = mlp((top_in,) + tuple(model.top_mlp), relu_last=False)
         rows, cols = torch.tril_indices(n, n, offset=-1)
         self.register_buffer("pairs", rows * n + cols, persistent=False)
@@ -155,6 +191,8 @@ class DenseModel(nn.Module):
             features = torch.cat([x.unsqueeze(1), pooled], dim=1)
             products = torch.bmm(features, features.transpose(1, 2)).flatten(1)
             z = torch.cat([x, products[:, self.pairs]], dim=1)
+        elif self.interaction == "dcn":
+            z = self.cross(torch.cat([x.unsqueeze(1), pooled], dim=1).flatten(1))
         else:
             z = torch.cat([x] + [pooled[:, t, :d] for t, d in enumerate(self.dims)], dim=1)
         return self.top(z).squeeze(1)
@@ -162,14 +200,21 @@ class DenseModel(nn.Module):
 
 def update_rows(rows, grad, row_dims, optimizer: str, lr: float, dim: int):
     """The optimizer step for a batch's rows: rows [unique, width] holding the embedding in
-    columns :dim (zero padded) and, for adagrad, the row-wise accumulator in column dim."""
+    columns :dim (zero padded) and the optimizer state after it: rowwise-adagrad's
+    accumulator (the mean squared gradient of the row summed) in column dim, adagrad's
+    per-element squared-gradient sums in columns dim:2*dim (torch.optim.Adagrad's steps)."""
     new = rows.clone()
     if optimizer == "sgd":
         new[:, :dim] = rows[:, :dim] - lr * grad
-    else:
+    elif optimizer == "rowwise-adagrad":
         state = rows[:, dim] + (grad * grad).sum(dim=1) / row_dims
         new[:, dim] = state
         new[:, :dim] = rows[:, :dim] - lr * grad / (state.sqrt() + ADAGRAD_EPS).unsqueeze(1)
+    else:  # torch.optim.Adagrad's own ops: its steps bit for bit (with eps ADAGRAD_EPS)
+        state = torch.addcmul(rows[:, dim:], grad, grad)
+        new[:, dim:] = state
+        new[:, :dim] = torch.addcdiv(rows[:, :dim], grad, state.sqrt().add_(ADAGRAD_EPS),
+                                     value=-lr)
     return new
 
 
@@ -267,7 +312,6 @@ class Trainer(ABC):
     host_table() returns every row, up to date, at the end."""
 
     name: str = ""
-    uses_capacity = False
 
     def __init__(self, config: TrainConfig, trace, model, batches: list[Batch],
                  dims: np.ndarray, dense_features: int):
@@ -279,7 +323,7 @@ class Trainer(ABC):
         self.batches = batches
         self.dims = dims
         self.dim = int(dims.max())
-        self.width = self.dim + (1 if config.optimizer == "adagrad" else 0)
+        self.width = self.dim + state_columns(config.optimizer, self.dim)
         self.device = torch.device(config.device)
         self.timer = StageTimer(self.device, len(batches))
         self.fetched = np.zeros(len(batches), dtype=np.int64)
@@ -345,15 +389,19 @@ class Trainer(ABC):
                 "optimizer": c.optimizer, "lr": c.lr, "seed": c.seed}
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Every weight under a stable name: table.<i> (and table.<i>.state for adagrad),
-        bottom.<layer>.weight/bias, top.<layer>.weight/bias (layer: index in the MLP)."""
+        """Every weight under a stable name: table.<i> (and table.<i>.state: [rows] for
+        rowwise-adagrad, [rows, dim_i] for adagrad), bottom.<layer>.weight/bias,
+        top.<layer>.weight/bias (layer: index in the MLP) and for dcn
+        cross.W_kernels/V_kernels/bias.<layer>."""
         table = self.host_table().cpu().numpy()
         out = {}
         for t, tab in enumerate(self.trace.tables):
             block = table[tab.offset:tab.offset + tab.rows]
             out[f"table.{t}"] = block[:, :int(self.dims[t])].copy()
-            if self.config.optimizer == "adagrad":
+            if self.config.optimizer == "rowwise-adagrad":
                 out[f"table.{t}.state"] = block[:, self.dim].copy()
+            elif self.config.optimizer == "adagrad":
+                out[f"table.{t}.state"] = block[:, self.dim:self.dim + int(self.dims[t])].copy()
         for name, p in self.dense_model.state_dict().items():
             out[name] = p.detach().cpu().numpy().copy()
         return out

@@ -5,6 +5,7 @@ recency in first-occurrence order, and victims are the least recent resident row
 batch does not use (the planner with no lookahead: the rows of batch i-1 become evictable
 when batch i is planned)."""
 
+from ..errors import OptionError
 from .base import Trainer, check_fits
 from .planner import Planner
 from .slots import SlotStore
@@ -12,10 +13,11 @@ from .slots import SlotStore
 
 class Cache(Trainer):
     name = "cache"
-    uses_capacity = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.config.options["cache_policy"] != "lru":
+            raise OptionError("the backend's cache is LRU: give --cache-policy lru")
         capacity = self.config.capacity
         self.planner = Planner(self.trace.total_rows, capacity, lookahead=0, victim="lru")
         self.store = SlotStore(self.initial_table, capacity, self.device, self.timer,

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
 from ..errors import OptionError
 from ..hardware import HardwareProfile, load_hardware
 from ..hardware.profile import GATHER_ROW_BYTES
@@ -427,13 +428,7 @@ def write_profile(profile: dict, path) -> Path:
     path = Path(path)
     if path.suffix != ".toml":
         raise OptionError(f"{path}: the profile file must end in .toml")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(profile_toml(profile))
+    with atomic_path(path) as tmp:
+        tmp.write_text(profile_toml(profile))
         load_hardware(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return path

@@ -118,12 +118,11 @@ class Overlap:
 
 class ScratchPipe(Trainer):
     name = "scratchpipe"
-    uses_capacity = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lookahead = self.config.lookahead
-        self.victim = self.config.victim
+        self.lookahead = self.config.options["lookahead"]
+        self.victim = self.config.options["victim"]
         capacity = self.config.capacity
         self.planner = Planner(self.trace.total_rows, capacity, self.lookahead, self.victim,
                                never=self.trace.num_batches)

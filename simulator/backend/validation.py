@@ -54,7 +54,7 @@ from ..caches import min_capacity, resolve_capacity
 from ..caches.base import distinct_rows
 from ..errors import OptionError
 from ..hardware import load_hardware
-from ..pipeline import default_warmup, simulate
+from ..pipeline import make_mode, simulate
 from ..trace import generate, open_trace
 from ..trace.format import replace_dir
 from ..workload import ModelConfig
@@ -345,10 +345,9 @@ def _run_one(trace, model, config, needs, context, skipped, counter):
             context["progress"](f"{counter} skipped: {note}")
             return None
         settings["capacity"] = capacity
-    if mode == "scratchpipe":
-        settings.update(lookahead=config["lookahead"], victim=config["victim"])
+    settings.update({k: config[k] for k in ("lookahead", "victim") if config[k] is not None})
     n = trace.num_batches
-    warmup = default_warmup(n, config["lookahead"] if mode == "scratchpipe" else 1)
+    warmup = make_mode(mode, **{k: v for k, v in settings.items() if k != "capacity"}).warmup(n)
     measured = train(trace, mode, device=context["device"], model=model, seed=context["seed"],
                      **settings)
     predicted = simulate(trace, mode, hardware=context["hardware"], model=model,

@@ -10,12 +10,17 @@ A policy is a class with a name, built from (trace, capacity, **params), whose p
 replays one chunk of whole batches in a numba kernel and fills that chunk's rows of the
 per-batch statistics table. Kernels report "this batch does not fit" through an error
 code instead of raising, and process() turns it into a CapacityError.
+
+Lifecycle: a policy object replays one trace once. run_replay() calls process() for every
+chunk in order, then finish() (checks that need the whole replay), and close() in any case,
+also after an error: close() releases what the replay holds beyond memory, such as the
+next-use file of the future-aware policies (future.py), so that no policy has to detect
+the end of the trace by itself.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +29,10 @@ from typing import ClassVar
 import numba
 import numpy as np
 
+from .._atomic import atomic_open
 from ..errors import CapacityError, OptionError
-from ..trace.format import DEFAULT_CHUNK_LOOKUPS, Chunk, Trace, open_trace
+from ..options import Option, resolve
+from ..trace.format import DEFAULT_CHUNK_LOOKUPS, Chunk, Trace
 
 # Columns of the per-batch statistics table, in order.
 STATS = ("lookups", "unique", "hits", "misses", "evictions", "writebacks", "conflict_misses",
@@ -103,13 +110,15 @@ def resolve_capacity(trace: Trace, capacity) -> int:
 
 
 class Policy(ABC):
-    """One replacement policy. Subclasses set `name` and implement process()."""
+    """One replacement policy. Subclasses set `name`, declare their `options` and implement
+    process(); each option's value is an attribute of the same name."""
 
     name: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+    on_demand: ClassVar[bool] = True  # fetches a batch's misses (the cache mode can use it)
 
     def __init__(self, trace: Trace, capacity: int, **params):
-        if params:
-            raise OptionError(f"policy {self.name} takes no option {', '.join(sorted(params))}")
+        self.__dict__.update(resolve(self.options, params, f"policy {self.name}"))
         self.trace = trace
         self.capacity = capacity
 
@@ -120,11 +129,26 @@ class Policy(ABC):
 
     def params(self) -> dict:
         """The policy's options as they were resolved (recorded with the result)."""
-        return {}
+        return {o.name: getattr(self, o.name) for o in self.options}
 
     def summary(self) -> dict:
         """Policy-specific results beyond the per-batch table (e.g. peak occupancy)."""
         return {}
+
+    def finish(self) -> None:
+        """Called once after the last chunk: checks that need the whole replay (they may
+        raise, e.g. a CapacityError found only at the end)."""
+
+    def close(self) -> None:
+        """Release what the replay holds beyond memory (temporary files). run_replay()
+        calls it after the replay, also when it fails; it must be safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
 
     def check_batch(self, failed_batch: int, needed: int, first_batch: int) -> None:
         """Raise the error for a kernel's 'batch does not fit' code (failed_batch < 0: none),
@@ -199,17 +223,11 @@ class ReplayResult:
         self.column("lookups")  # per-batch statistics must have been kept
         stats = self.stats
         path = Path(path)
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(("batch",) + STATS)
-                for b, row in enumerate(stats.tolist()):
-                    w.writerow([b] + row)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(("batch",) + STATS)
+            for b, row in enumerate(stats.tolist()):
+                w.writerow([b] + row)
 
 
 def _fold(totals: np.ndarray, rows: np.ndarray) -> None:
@@ -222,21 +240,26 @@ def _fold(totals: np.ndarray, rows: np.ndarray) -> None:
 
 def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS,
                per_batch: bool | None = None) -> ReplayResult:
-    """Replay every chunk of the trace. per_batch: keep per-batch statistics (default: when
-    the trace has at most PER_BATCH_LIMIT batches); otherwise only totals."""
+    """Replay every chunk of the trace through the policy, then finish() and close() it
+    (close() also on an error). per_batch: keep per-batch statistics (default: when the
+    trace has at most PER_BATCH_LIMIT batches); otherwise only totals."""
     nb = trace.num_batches
     if per_batch is None:
         per_batch = nb <= PER_BATCH_LIMIT
     totals = np.zeros(len(STATS), dtype=np.int64)
+    stats = np.zeros((nb, len(STATS)), dtype=np.int64) if per_batch else None
+    try:
+        for chunk in trace.chunks(max_lookups):
+            if per_batch:
+                policy.process(chunk, stats[chunk.first_batch:chunk.first_batch
+                                            + chunk.num_batches])
+            else:
+                policy.process(chunk, totals[None, :])  # one row: the kernels add into it
+        policy.finish()
+    finally:
+        policy.close()
     if per_batch:
-        stats = np.zeros((nb, len(STATS)), dtype=np.int64)
-        for chunk in trace.chunks(max_lookups):
-            policy.process(chunk, stats[chunk.first_batch:chunk.first_batch + chunk.num_batches])
         _fold(totals, stats)
-    else:
-        stats = None
-        for chunk in trace.chunks(max_lookups):
-            policy.process(chunk, totals[None, :])  # one row: the kernels add into it
     return ReplayResult(policy.name, policy.capacity, policy.params(), nb, totals, stats,
                         policy.summary(), str(trace.path))
 

@@ -15,6 +15,7 @@ random; the ring is read and written in order.
 import numba
 import numpy as np
 
+from ._pools import word_dtype
 from ._prefetch import ROWS_AHEAD, VICTIMS_AHEAD, prefetch
 from .base import Policy, record_batch
 
@@ -128,8 +129,8 @@ def _fifo_chunk(ids, batch_ptr, first_batch, capacity, state, ring, ends, uniq, 
 
 
 def _word_type(trace):
-    """int32 when a batch number shifted left by one and a row id both fit."""
-    return np.int32 if max(trace.num_batches, trace.total_rows) < 2**30 else np.int64
+    """State words hold last use << 1 | resident (and the never-used mark), the ring row ids."""
+    return word_dtype(2 * trace.num_batches - 1, NEVER << 1, trace.total_rows - 1)
 
 
 class FIFO(Policy):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, Chunk, Trace
+from ._pools import word_dtype
 from ._prefetch import ROWS_AHEAD, prefetch
 
 
@@ -58,11 +59,6 @@ def _chunk_bounds(trace: Trace, max_lookups: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def batch_index_dtype(num_batches: int) -> np.dtype:
-    """int32 when every batch index and the sentinel num_batches fit in it, else int64."""
-    return np.dtype(np.int32 if num_batches <= np.iinfo(np.int32).max else np.int64)
-
-
 def _remove(file, directory: Path) -> None:
     file.close()
     shutil.rmtree(directory, ignore_errors=True)
@@ -78,12 +74,13 @@ class NextUse:
 
     The temporary directory is made under tmp_dir (default: tempfile.gettempdir()) and
     removed by close(), by leaving a `with` block (also on an exception), or when the
-    object is garbage collected.
+    object is garbage collected. A policy that keeps one closes it in its close(), which the
+    replay driver calls when the replay ends (base.py).
     """
 
     def __init__(self, trace: Trace, tmp_dir=None, max_lookups: int = DEFAULT_CHUNK_LOOKUPS):
         self.trace = trace
-        self.dtype = batch_index_dtype(trace.num_batches)
+        self.dtype = word_dtype(trace.num_batches)  # every batch index and the sentinel
         self.never = trace.num_batches
         parent = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
         if not parent.is_dir():

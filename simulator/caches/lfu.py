@@ -17,6 +17,7 @@ the row of a batch a few batches ahead are prefetched (see _prefetch.py).
 import numba
 import numpy as np
 
+from ._pools import word_dtype
 from ._prefetch import prefetch
 from .base import Policy, batch_unique, record_batch
 
@@ -134,7 +135,7 @@ class LFU(Policy):
         n = trace.total_rows
         self._freq = np.zeros(n, dtype=np.int64)
         self._heap = np.empty((min(capacity, n), 3), dtype=np.int64)
-        self._pos = np.full(n, -1, dtype=np.int32 if len(self._heap) < 2**31 else np.int64)
+        self._pos = np.full(n, -1, dtype=word_dtype(len(self._heap) - 1))  # heap index or -1
         self._seen = np.full(n, -1, dtype=np.int64)
         self._state = np.zeros(2, dtype=np.int64)
 

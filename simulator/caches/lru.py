@@ -23,12 +23,13 @@ overflow the state word.
 import numba
 import numpy as np
 
+from ._pools import INT32_MAX, word_dtype
 from ._prefetch import ROWS_AHEAD, VICTIMS_AHEAD, prefetch
 from .base import Policy, record_batch
 
 NEVER = -1  # the position of a row never used
 # Positions below this fit a 32-bit state word (position << 1 | resident).
-INT32_POSITIONS = 2**30
+INT32_POSITIONS = (INT32_MAX >> 1) + 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -146,8 +147,9 @@ class LRU(Policy):
 
     def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
-        # 32-bit words (half the memory traffic) while they fit; _make_room widens the state.
-        words = np.int32 if trace.total_rows < 2**31 else np.int64
+        # 32-bit words (half the memory traffic) while they fit: the ring holds row ids, and
+        # positions restart before they outgrow the state words (_make_room widens them).
+        words = word_dtype(trace.total_rows - 1, NEVER << 1)
         self._state = np.full(trace.total_rows, NEVER << 1, dtype=words)
         self._ring = np.empty(0, dtype=words)
         self._ends = np.zeros(3, dtype=np.int64)  # head, tail, occupancy

@@ -1,12 +1,14 @@
 """The LRU miss-ratio curve of a trace at every capacity, from one pass.
 
 At batch granularity LRU (lru.py) is a stack algorithm: every unique row of a batch takes a
-new recency in first-occurrence order, hit or miss, so at any capacity C at least the
-largest batch the resident set after a batch is the C rows with the newest recency. A row
+new recency in first-occurrence order, hit or miss, so at any capacity C that holds the
+largest batch, the resident set after a batch is the C rows with the newest recency. A row
 of batch b therefore hits at capacity C exactly when its stack distance, 1 + the number of
 distinct rows more recent than it before batch b, is at most C; the distances of a batch
 are all taken before any of its rows is renewed. Below the largest batch (in unique rows)
 LRU cannot run at all, and the curve has no value there.
+
+This module computes the curve only; plots/mrc.py draws it.
 
 Recency is a position on a line that grows by one per (batch, row) event; a Fenwick tree
 over the line counts the live positions (each row's latest), which gives a distance in
@@ -17,9 +19,7 @@ it more than half full: O(N log M) time for N events, O(total rows) memory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -167,35 +167,6 @@ class MissRatioCurve:
         for c in self.capacities(points):
             lines.append(f"{int(c):>14,}  {self.misses_at(c):>14,}  {self.miss_ratio(c):>10.4f}")
         return "\n".join(lines)
-
-    def plot(self, path) -> None:
-        """Miss ratio against capacity (log scale) as an image; written under a temporary
-        name and renamed."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        path = Path(path)
-        caps = np.arange(max(self.min_capacity, 1), self.distinct_rows + 1)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        if len(caps) and self.unique:
-            ax.plot(caps, self.misses[caps] / self.unique, drawstyle="steps-post")
-        ax.set_xscale("log")
-        ax.set_xlabel("capacity (rows)")
-        ax.set_ylabel("miss ratio (LRU)")
-        ax.set_ylim(0, 1.02)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.set_title(f"LRU miss-ratio curve: {Path(self.trace_path).name}")
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-        try:
-            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120,
-                        bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        finally:
-            plt.close(fig)
 
 
 def mrc(trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS) -> MissRatioCurve:

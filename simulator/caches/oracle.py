@@ -1,7 +1,7 @@
 """Oracle (Bagpipe-style): a row stays resident after a use only if it is needed again
 within the lookahead.
 
-Parameter: lookahead L (batches, default 4). A row used at batch b stays resident after b
+Option: lookahead L (scratchpipe.LOOKAHEAD). A row used at batch b stays resident after b
 iff its next use is at most b + L; otherwise it expires right after b (evicted, and written
 back since it was updated). So at batch b the hits are the rows whose previous use b' has
 b - b' <= L, and the misses are first uses and reuses farther apart than L. The decisions
@@ -20,9 +20,7 @@ from ..errors import CapacityError
 from .base import Policy, record_batch
 from ._prefetch import ROWS_AHEAD, prefetch
 from .future import NextUse
-from .scratchpipe import check_lookahead
-
-DEFAULT_LOOKAHEAD = 4
+from .scratchpipe import LOOKAHEAD
 
 
 @numba.njit(cache=True)
@@ -62,16 +60,17 @@ def _oracle_chunk(ids, next_use, batch_ptr, first_batch, last_batch, lookahead, 
 
 
 class Oracle(Policy):
-    """Options: lookahead L (batches, >= 0, default 4); tmp_dir, where the next-use file is
-    kept during the replay (default: the system's temporary directory; 4 bytes per lookup).
+    """Options: lookahead L; tmp_dir, where the next-use file is kept during the replay
+    (default: the system's temporary directory; 4 bytes per lookup).
     capacity: None for an unbounded scratchpad, or a number of rows to check against."""
 
     name = "oracle"
     capacity_optional = True
+    options = (LOOKAHEAD,)
+    on_demand = False
 
-    def __init__(self, trace, capacity, lookahead=DEFAULT_LOOKAHEAD, tmp_dir=None, **params):
+    def __init__(self, trace, capacity, tmp_dir=None, **params):
         super().__init__(trace, capacity, **params)
-        self.lookahead = check_lookahead(lookahead)
         n = trace.total_rows
         self._last_seen = np.full(n, -1, dtype=np.int64)
         self._resident = np.zeros(n, dtype=np.bool_)
@@ -86,9 +85,8 @@ class Oracle(Policy):
                       min(self.lookahead, self.trace.num_batches),
                       -1 if self.capacity is None else self.capacity, self._last_seen,
                       self._resident, self._state, stats)
-        if chunk.first_batch + chunk.num_batches < self.trace.num_batches:
-            return
-        self._next_use.close()  # the replay is over: free the disk now
+
+    def finish(self):
         first_over, peak = int(self._state[2]), int(self._state[1])
         if first_over >= 0:
             raise CapacityError(
@@ -96,8 +94,8 @@ class Oracle(Policy):
                 f"rows resident from batch {first_over} on; give a capacity of at least "
                 f"{peak:,} rows (its peak occupancy), or none for an unbounded scratchpad")
 
-    def params(self):
-        return {"lookahead": self.lookahead}
+    def close(self):
+        self._next_use.close()
 
     def summary(self):
         return {"peak_occupancy": int(self._state[1]), "lookahead": self.lookahead}

@@ -36,23 +36,19 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..errors import CapacityError, OptionError
+from ..errors import CapacityError
+from ..options import Option
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, open_trace
 from .base import Policy, record_batch
-from .belady import (KEY, USE, grow_pool, heap_pop_live, heap_push, heap_reserve, never_used,
-                     new_pool, new_row_state, row_bits, row_state_dtype)
+from ._pools import (KEY, USE, fifo_evict, fifo_reserve, grow_pool, heap_pop_live, heap_push,
+                     heap_reserve, never_used, new_pool, new_row_state, row_bits,
+                     row_state_dtype, word_dtype)
 from ._prefetch import ROWS_AHEAD, prefetch
 from .future import NextUse
 
-VICTIMS = ("lru", "future")
-DEFAULT_LOOKAHEAD = 4
-
-
-def check_lookahead(lookahead) -> int:
-    text = str(lookahead).strip()
-    if isinstance(lookahead, bool) or not text.isdigit():
-        raise OptionError(f"lookahead {lookahead!r} must be a whole number of batches >= 0")
-    return int(text)
+LOOKAHEAD = Option("lookahead", int, 4, "batches known ahead of training (W)", minimum=0)
+VICTIM = Option("victim", str, "lru", "the victim policy: by past use or furthest next use",
+                choices=("lru", "future"))
 
 
 # -- the feasibility bound ----------------------------------------------------------------------
@@ -88,13 +84,13 @@ def _window_union_chunk(ids, batch_ptr, first_batch, lookahead, last_use, rows_b
     state[0], state[1] = in_window, peak
 
 
-def min_capacity(trace, lookahead: int = DEFAULT_LOOKAHEAD,
+def min_capacity(trace, lookahead: int = LOOKAHEAD.default,
                  max_lookups: int = DEFAULT_CHUNK_LOOKUPS) -> int:
     """The smallest scratchpad (in rows) that ScratchPipe with this lookahead can run the
     trace with: the largest working set of W+1 consecutive batches, max over j of
     |U(j-W) ∪ ... ∪ U(j)|. One streaming pass; memory O(total rows)."""
     trace = open_trace(trace)
-    w = min(check_lookahead(lookahead), trace.num_batches)  # longer windows add nothing
+    w = min(LOOKAHEAD.check(lookahead), trace.num_batches)  # longer windows add nothing
     last_use = np.full(trace.total_rows, never_used(trace), dtype=row_state_dtype(trace))
     rows_by_last_use = np.zeros(w + 1, dtype=np.int64)
     state = np.zeros(2, dtype=np.int64)
@@ -102,47 +98,6 @@ def min_capacity(trace, lookahead: int = DEFAULT_LOOKAHEAD,
         _window_union_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, w, last_use,
                             rows_by_last_use, state)
     return int(state[1])
-
-
-# -- the FIFO pool of the lru victim policy -------------------------------------------------------
-# An entry is (release batch) << bits | row: live while the row's USE word still says it was
-# last used by that batch and is resident, i.e. it was neither used again nor evicted.
-@numba.njit(cache=True)
-def _fifo_live(row_state, item, bits):
-    return row_state[item & ((1 << bits) - 1), USE] == ((item >> bits) << 1) | 1
-
-
-@numba.njit(cache=True)
-def _fifo_evict(fifo, head, tail, count, row_state, bits):
-    """Evict the rows of the first `count` live entries from head on (fewer if the queue
-    runs out). Returns (rows evicted, new head). The loop body has no branch, so that the
-    processor runs ahead and the cache misses on cold rows overlap."""
-    evicted = 0
-    columns = row_state.shape[1]
-    mask = (1 << bits) - 1
-    while evicted < count and head < tail:
-        prefetch(row_state, (fifo[min(head + ROWS_AHEAD, tail - 1)] & mask) * columns)
-        item = fifo[head]
-        row = item & mask
-        live = _fifo_live(row_state, item, bits)
-        row_state[row, USE] &= ~np.int64(live)  # clears the resident bit of a live entry
-        evicted += live
-        head += 1
-    return evicted, head
-
-
-@numba.njit(cache=True)
-def _fifo_reserve(fifo, head, tail, extra, row_state, bits):
-    """Room for `extra` appends: move the live entries to the front, in order, and grow the
-    array when they still fill half. Returns (fifo, head, tail)."""
-    if tail + extra <= len(fifo):
-        return fifo, head, tail
-    live = 0
-    for i in range(head, tail):
-        if _fifo_live(row_state, fifo[i], bits):
-            fifo[live] = fifo[i]
-            live += 1
-    return grow_pool(fifo, live, extra), 0, live
 
 
 # -- the planner ------------------------------------------------------------------------------
@@ -153,7 +108,7 @@ _OCCUPANCY, _HELD, _PEAK_HELD, _POOL_HEAD, _POOL_TAIL, _UNUSED_ROWS = range(6)
 @numba.njit(cache=True)
 def _plan_chunk(ids, next_use, never, batch_ptr, first_batch, lookahead, capacity, future,
                 row_state, ring, ring_len, reused, pool, bits, unused, state, missing, stats):
-    """Plan the chunk's batches. row_state as in belady.py (KEY only with future). The pool
+    """Plan the chunk's batches. row_state as in _pools.py (KEY only with future). The pool
     of evictable rows is a FIFO queue (lru) or a max-heap by next use (future) of packed
     entries with lazy invalidation; with future, the evictable rows never used again are
     apart, in the stack `unused`: they are the first victims, in any order, and can neither
@@ -191,7 +146,7 @@ def _plan_chunk(ids, next_use, never, batch_ptr, first_batch, lookahead, capacit
         elif released_rows > 0:
             # Every row goes in, unchecked: the ones used again are stale on arrival and
             # skipped when they come out, which saves a cold load per released row.
-            pool, head, tail = _fifo_reserve(pool, head, tail, released_rows, row_state, bits)
+            pool, head, tail = fifo_reserve(pool, head, tail, released_rows, row_state, bits)
             for i in range(released_rows):
                 pool[tail + i] = (released << bits) | ring[slot, i]
             tail += released_rows
@@ -236,7 +191,7 @@ def _plan_chunk(ids, next_use, never, batch_ptr, first_batch, lookahead, capacit
                         return b, held, pool, unused
                 row_state[victim, USE] &= ~1
         else:
-            evicted, head = _fifo_evict(pool, head, tail, evictions, row_state, bits)
+            evicted, head = fifo_evict(pool, head, tail, evictions, row_state, bits)
             if evicted < evictions:
                 return b, held, pool, unused
         occupancy += m - evictions
@@ -251,29 +206,24 @@ def _plan_chunk(ids, next_use, never, batch_ptr, first_batch, lookahead, capacit
 
 
 class ScratchPipe(Policy):
-    """Options: lookahead W (batches planned ahead of training, >= 0, default 4); victim
-    'lru' (default) or 'future'; tmp_dir, where victim 'future' keeps its next-use file
-    during the replay (default: the system's temporary directory; 4 bytes per lookup).
+    """Options: LOOKAHEAD (W) and VICTIM; tmp_dir, where victim 'future' keeps its next-use
+    file during the replay (default: the system's temporary directory; 4 bytes per lookup).
 
     Per planned batch j (row j of the table): hits are plan-time hits, misses the rows
     fetched, evictions = write-backs, held the rows of the window j-W..j, occupancy after
     planning j. Training always hits."""
 
     name = "scratchpipe"
+    options = (LOOKAHEAD, VICTIM)
+    on_demand = False
 
-    def __init__(self, trace, capacity, lookahead=DEFAULT_LOOKAHEAD, victim="lru", tmp_dir=None,
-                 **params):
+    def __init__(self, trace, capacity, tmp_dir=None, **params):
         super().__init__(trace, capacity, **params)
-        self.lookahead = check_lookahead(lookahead)
-        if victim not in VICTIMS:
-            raise OptionError(f"victim {victim!r}: choose one of {', '.join(VICTIMS)}")
-        self.victim = victim
-        self._future = victim == "future"
+        self._future = self.victim == "future"
         # A window longer than the trace acts as the whole trace; clamping keeps the
         # never-used mark of new_row_state below every window start.
         self._window = min(self.lookahead, trace.num_batches)
         self._row_state = new_row_state(trace, with_key=self._future)
-        self._next_use = NextUse(trace, tmp_dir=tmp_dir) if self._future else None
         self._ring = np.empty((self._window + 1, 0), dtype=np.int64)
         self._ring_len = np.zeros(self._window + 1, dtype=np.int64)
         self._reused = np.zeros(self._window + 1, dtype=np.int64)
@@ -281,6 +231,8 @@ class ScratchPipe(Policy):
         self._pool = new_pool()
         self._unused = new_pool()
         self._state = np.zeros(6, dtype=np.int64)
+        # Last: a constructor that fails leaves no file behind.
+        self._next_use = NextUse(trace, tmp_dir=tmp_dir) if self._future else None
 
     def _ensure_ring_width(self, width: int) -> None:
         if width > self._ring.shape[1]:
@@ -293,15 +245,12 @@ class ScratchPipe(Policy):
         self._ensure_ring_width(width)
         missing = np.empty(width, dtype=np.int64)
         next_use = (self._next_use.for_chunk(chunk) if self._future
-                    else np.empty(0, dtype=np.int32))
+                    else np.empty(0, dtype=word_dtype(self.trace.num_batches)))
         failed, window_rows, self._pool, self._unused = _plan_chunk(
             chunk.ids, next_use, self.trace.num_batches, chunk.batch_ptr, chunk.first_batch,
             self._window, self.capacity, self._future, self._row_state, self._ring,
             self._ring_len, self._reused, self._pool, self._bits, self._unused, self._state,
             missing, stats)
-        last_chunk = chunk.first_batch + chunk.num_batches >= self.trace.num_batches
-        if self._next_use is not None and (failed >= 0 or last_chunk):
-            self._next_use.close()  # the replay is over: free the disk now
         if failed >= 0:
             j = chunk.first_batch + failed
             needed = min_capacity(self.trace, self.lookahead)
@@ -311,8 +260,9 @@ class ScratchPipe(Policy):
                 f"lookahead {self.lookahead} needs a capacity of at least {needed:,} rows "
                 "for this trace")
 
-    def params(self):
-        return {"lookahead": self.lookahead, "victim": self.victim}
+    def close(self):
+        if self._next_use is not None:
+            self._next_use.close()
 
     def summary(self):
         return {"train_hit_rate": 1.0, "min_capacity": int(self._state[_PEAK_HELD]),

@@ -1,7 +1,7 @@
 """Set-associative cache: sets x ways slots, a hash of the row id picks the set, LRU or LFU
 chooses the victim inside it (the layout of FBGEMM's and HugeCTR's GPU embedding caches).
 
-Options: ways (default 32) and inner ('lru' or 'lfu', default 'lru'). There are
+Options: ways and inner (the policy in a set: 'lru' or 'lfu'). There are
 capacity // ways sets; a capacity that is not a multiple of ways is rounded down to one
 (params records the effective capacity). The set of a row is a fixed hash (the splitmix64
 finalizer) of its global id modulo the number of sets, so it does not depend on the trace.
@@ -34,10 +34,11 @@ import numba
 import numpy as np
 
 from ..errors import OptionError
+from ..options import Option
+from ._pools import word_dtype
 from ._prefetch import prefetch
 from .base import Policy, record_batch
 
-INNER = ("lru", "lfu")
 EMPTY = -1
 WAY_BITS = 16
 WAY_MASK = (1 << WAY_BITS) - 1
@@ -172,24 +173,19 @@ def _setassoc_chunk(ids, batch_ptr, first_batch, use_lfu, slot_row, slot_freq, s
 
 class SetAssociative(Policy):
     name = "setassoc"
+    options = (Option("ways", int, 32, "ways per set", minimum=1, maximum=MAX_WAYS),
+               Option("inner", str, "lru", "the policy inside a set", choices=("lru", "lfu")))
 
-    def __init__(self, trace, capacity, ways: int = 32, inner: str = "lru", **params):
+    def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
-        if (isinstance(ways, bool) or not isinstance(ways, (int, np.integer))
-                or not 0 < ways <= MAX_WAYS):
-            raise OptionError(f"setassoc: ways must be an integer from 1 to {MAX_WAYS}, got "
-                              f"{ways!r}")
-        if inner not in INNER:
-            raise OptionError(f"setassoc: inner policy {inner!r} is not one of {', '.join(INNER)}")
+        ways, inner = self.ways, self.inner
         if capacity < ways:
             raise OptionError(f"setassoc: capacity {capacity:,} is less than one set of {ways} "
                               f"ways; give a capacity of at least {ways} rows or fewer ways")
-        self.ways = int(ways)
-        self.inner = inner
         self.sets = capacity // self.ways
         n = trace.total_rows
         shape = (self.sets, self.ways)
-        self._slot_row = np.full(shape, EMPTY, dtype=np.int32 if n < 2**31 else np.int64)
+        self._slot_row = np.full(shape, EMPTY, dtype=word_dtype(n - 1, EMPTY))
         self._slot_seq = np.full(shape, -1, dtype=np.int64)
         lfu = inner == "lfu"
         self._slot_freq = np.full(shape if lfu else (0, 0), -1, dtype=np.int64)

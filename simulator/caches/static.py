@@ -10,13 +10,15 @@ is ever evicted, and occupancy is the hot set's size. Cold rows need no room in 
 so no batch is too big for it.
 
 Unlike every other policy, a static cache with room for every row misses nothing: the
-others start empty and miss each distinct row once.
+others start empty and miss each distinct row once. So Belady, the optimum of caches that
+fetch on demand into an empty cache, does not bound static: with the hot set loaded before
+the trace, static can hit more than Belady at the same capacity.
 """
 
 import numba
 import numpy as np
 
-from ..errors import OptionError
+from ..options import Option
 from .base import Policy, batch_unique, record_batch
 
 
@@ -53,15 +55,11 @@ def hot_set(counts: np.ndarray, size: int) -> np.ndarray:
 
 class Static(Policy):
     name = "static"
+    options = (Option("profile_batches", int, None, "the hot set is chosen from this many "
+                      "first batches (default: all)", minimum=1),)
 
-    def __init__(self, trace, capacity, profile_batches: int | None = None, **params):
+    def __init__(self, trace, capacity, **params):
         super().__init__(trace, capacity, **params)
-        if profile_batches is not None and (isinstance(profile_batches, bool)
-                                            or not isinstance(profile_batches, (int, np.integer))
-                                            or profile_batches <= 0):
-            raise OptionError(f"static: profile_batches must be a positive integer, got "
-                              f"{profile_batches!r}")
-        self.profile_batches = None if profile_batches is None else int(profile_batches)
         counts = np.zeros(trace.total_rows, dtype=np.int64)
         for chunk in trace.chunks(stop=self.profile_batches):
             _count_lookups(chunk.ids, counts)
@@ -69,9 +67,6 @@ class Static(Policy):
         self._hot[hot_set(counts, capacity)] = True
         self.hot_rows = int(self._hot.sum())
         self._seen = np.full(trace.total_rows, -1, dtype=np.int64)
-
-    def params(self):
-        return {"profile_batches": self.profile_batches}
 
     def summary(self):
         return {"hot_rows": self.hot_rows}

@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._presets import preset_names, read_toml
+from .._presets import load_preset, preset_names
 from ..errors import OptionError
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -69,6 +69,8 @@ KINDS = ("cuda", "cpu")
 DIRECTIONS = ("h2d", "d2h")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 GATHER_ROW_BYTES = (16, 64, 256, 512)
+# Overrides that multiply groups of bandwidths (see HardwareProfile.scaled).
+SCALES = ("pcie_scale", "dram_scale", "hbm_scale")
 # A scatter reads each row before writing it: an optimizer update is a read-modify-write, and
 # overwriting a row through the caches reads its lines first (write-allocate). Twice the bytes.
 READ_MODIFY_WRITE = 2
@@ -264,11 +266,6 @@ class HardwareProfile:
                               f"choose one of {', '.join(self.gpu_matrix_tflops)}")
         return _grid(self.gpu_gemm_efficiency[precision])
 
-    def launch_time(self, kernels):
-        """Device time of `kernels` kernels that do no work."""
-        kernels = np.asarray(kernels, dtype=np.float64)
-        return _free_when_idle(kernels, kernels * self.gpu_launch_us * 1e-6)
-
     def plan_time(self, rows):
         """The host planner's time for a batch whose distinct rows plus misses are `rows`."""
         rows = np.asarray(rows, dtype=np.float64)
@@ -290,11 +287,12 @@ class HardwareProfile:
 
     # -- variants and output -----------------------------------------------------------------
     def scaled(self, pcie: float = 1.0, dram: float = 1.0, hbm: float = 1.0) -> "HardwareProfile":
-        """A copy with bandwidths multiplied, for sweeps: pcie scales the host link (both
-        directions; on GH200 the link is NVLink-C2C), dram the host DRAM and per-thread
-        bandwidths, hbm the HBM bandwidth. Latencies and capacities are unchanged."""
+        """A copy with bandwidths multiplied (the overrides pcie_scale, dram_scale, hbm_scale):
+        pcie scales the host link (both directions; on GH200 the link is NVLink-C2C), dram the
+        host DRAM and per-thread bandwidths, hbm the HBM bandwidth. Latencies and capacities
+        are unchanged."""
         for label, factor in (("pcie", pcie), ("dram", dram), ("hbm", hbm)):
-            if not factor > 0:
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
                 raise OptionError(f"the {label} scale factor must be positive, got {factor}")
         return dataclasses.replace(
             self,
@@ -471,12 +469,26 @@ def list_hardware() -> list[str]:
     return preset_names(PRESET_DIR)
 
 
-def load_hardware(name_or_path) -> HardwareProfile:
-    """A hardware profile from a preset name (see list_hardware) or a TOML file."""
-    if isinstance(name_or_path, HardwareProfile):
-        return name_or_path
-    data, path = read_toml(name_or_path, PRESET_DIR, "hardware")
-    return HardwareProfile.from_dict(data, source=str(path))
+def is_hardware_key(key: str) -> bool:
+    """Whether an override key is a profile's (kind, link.*, cpu.*, gpu.*, SCALES), not a
+    model's."""
+    return key in SCALES or key.split(".")[0] in ("kind", "link", "cpu", "gpu")
+
+
+def split_overrides(overrides: dict) -> tuple[dict, dict]:
+    """(the hardware profile's keys, the others: the model's)."""
+    hardware = {k: v for k, v in overrides.items() if is_hardware_key(k)}
+    return hardware, {k: v for k, v in overrides.items() if k not in hardware}
+
+
+def load_hardware(name_or_path, overrides: dict | None = None) -> HardwareProfile:
+    """A hardware profile from a preset name (see list_hardware), a TOML file or a profile,
+    with keys of the TOML layout overridden ({"link.h2d_gb_per_s": 40}), and the SCALES
+    factors applied after them."""
+    overrides = dict(overrides or {})
+    scales = {k.removesuffix("_scale"): overrides.pop(k) for k in SCALES if k in overrides}
+    profile = load_preset(name_or_path, HardwareProfile, PRESET_DIR, "hardware", overrides)
+    return profile.scaled(**scales) if scales else profile
 
 
 def describe_hardware_presets() -> str:

@@ -8,12 +8,12 @@ programs in SimPy (engine.py) and summarises the schedule.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_open
 from .._version import __version__
 from ..caches import ReplayResult
 from ..caches.base import batch_counts, resolve_capacity
@@ -27,23 +27,11 @@ from .cache_prefetch import CachePrefetch
 from .costs import BatchWork, StageCosts
 from .gpu_only import GpuOnly
 from .hybrid import Hybrid
-from .mode import Mode, issue
+from .mode import MODES, Mode, default_warmup, get_mode, issue, make_mode, register_mode
 from .scratchpipe import ScratchPipe
 
-MODES: dict[str, type[Mode]] = {
-    "gpu-only": GpuOnly,
-    "hybrid": Hybrid,
-    "cache": Cache,
-    "cache-prefetch": CachePrefetch,
-    "scratchpipe": ScratchPipe,
-}
-
-
-def get_mode(name: str) -> type[Mode]:
-    try:
-        return MODES[name]
-    except KeyError:
-        raise OptionError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}") from None
+for _cls in (GpuOnly, Hybrid, Cache, CachePrefetch, ScratchPipe):
+    register_mode(_cls)
 
 
 @dataclass
@@ -54,8 +42,9 @@ class SimulationResult:
     work: BatchWork
     bytes_h2d: int
     bytes_d2h: int
-    hit_rate: float | None
+    hit_rate: float
     warmup: int
+    settings: dict  # the mode's options
     replay: dict = field(default_factory=dict)
     op_counts: dict = field(default_factory=dict)  # stage -> framework ops per batch
 
@@ -133,10 +122,9 @@ class SimulationResult:
         """A readable summary."""
         d = self.to_dict()
         c = self.config
-        setting = {"scratchpipe": f" (lookahead {c['lookahead']}, victim {c['victim']}",
-                   "cache": f" ({c['cache_policy']}", "cache-prefetch": " ("}.get(self.mode, "")
-        if setting:
-            setting += f"{', ' if setting != ' (' else ''}capacity {c['capacity']:,} rows)"
+        setting = [f"{k.replace('_', ' ')} {v}" for k, v in self.settings.items()]
+        setting += [] if c["capacity"] is None else [f"capacity {c['capacity']:,} rows"]
+        setting = f" ({', '.join(setting)})" if setting else ""
         ms = lambda x: f"{x * 1e3:.4g} ms"  # noqa: E731
         busy = ", ".join(f"{r} {v:.0%}" for r, v in d["busy"].items())
         hit = "-" if d["hit_rate"] is None else f"{d['hit_rate']:.3f}"
@@ -162,21 +150,15 @@ class SimulationResult:
 
     def write_timeline_csv(self, path) -> None:
         path = Path(path)
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(("batch", "stage", "resource", "start_s", "end_s"))
-                w.writerows(self.timeline())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(("batch", "stage", "resource", "start_s", "end_s"))
+            w.writerows(self.timeline())
 
 
 def _half_duplex(programs: dict, stage_order) -> dict:
-    """One link for both directions: its steps in batch order, a batch's copies in the order
-    the mode runs its stages."""
+    """One link for both directions (so the D2H stages run on h2d): its steps in batch
+    order, a batch's copies in the order the mode runs its stages."""
     position = {s: i for i, s in enumerate(stage_order)}
     link = programs.pop("h2d", []) + programs.pop("d2h", [])
     programs["h2d"] = sorted(link, key=lambda step: (step[1], position[step[0]]))
@@ -187,14 +169,14 @@ def _check_memory(mode: Mode, trace: Trace, hw: HardwareProfile, model: ModelCon
                   capacity: int | None, ignore_capacity: bool) -> None:
     if ignore_capacity:
         return
-    tables = model.embedding_bytes(trace.table_rows.tolist())
+    tables = model.embedding_bytes(model.table_sizes(trace))
     gib = 2**30
     hint = "or pass --ignore-capacity"
-    if mode.name == "gpu-only" and tables > hw.hbm_capacity_bytes:
+    if mode.tables_on_device and tables > hw.hbm_capacity_bytes:
         raise CapacityError(f"the tables need {tables / gib:,.1f} GiB with their optimizer state "
                             f"but {hw.name} has {hw.gpu_hbm_capacity_gib:g} GiB of HBM; choose a "
                             f"mode that keeps them in host memory {hint}")
-    if mode.name != "gpu-only" and tables > hw.dram_capacity_bytes:
+    if not mode.tables_on_device and tables > hw.dram_capacity_bytes:
         raise CapacityError(f"the tables need {tables / gib:,.1f} GiB but {hw.name} has "
                             f"{hw.cpu_dram_capacity_gib:g} GiB of host memory {hint}")
     if capacity is not None:
@@ -205,28 +187,21 @@ def _check_memory(mode: Mode, trace: Trace, hw: HardwareProfile, model: ModelCon
                                 f"smaller --capacity {hint}")
 
 
-def default_warmup(n: int, lookahead: int) -> int:
-    """Iterations left out of the steady state: the pipeline fill, or a tenth of the run."""
-    return min(n - 1, max(lookahead + 2, n // 10))
-
-
 def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlrm-kaggle",
-             capacity=None, lookahead: int = 4, victim: str = "lru", cache_policy: str = "lru",
-             ignore_capacity: bool = False, warmup: int | None = None,
-             replay_result: ReplayResult | None = None) -> SimulationResult:
+             capacity=None, ignore_capacity: bool = False, warmup: int | None = None,
+             replay_result: ReplayResult | None = None, **options) -> SimulationResult:
     """Predict the training timeline of a trace in one mode.
 
     hardware/model: a preset name, a TOML path, or a loaded profile/config.
     capacity: cache or scratchpad rows (or "X%" of the trace's distinct rows); needed by
-    cache, cache-prefetch and scratchpipe. lookahead/victim: the scratchpad's window and
-    victim policy. replay_result: reuse a replay already made with the same settings."""
+    the modes with a cache. options: the mode's (MODES[mode].options, e.g. lookahead and
+    victim); those of other modes are ignored. replay_result: reuse a replay already made
+    with the same settings."""
     trace = open_trace(trace)
     hw = load_hardware(hardware)
     mdl = load_model(model)
     mdl.check_trace(trace)
-    if lookahead < 0:
-        raise OptionError(f"lookahead must be >= 0, got {lookahead}")
-    m = get_mode(mode)(lookahead=lookahead, victim=victim, cache_policy=cache_policy)
+    m = make_mode(mode, **options)
     cap = None
     if m.uses_cache:
         if capacity is None:
@@ -246,43 +221,39 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         work = BatchWork(samples, lookups, unique, zeros, zeros)
     costs = StageCosts(work, hw, mdl, trace.num_tables)
     stage_ops = m.stage_ops(costs)
-    stages = {s: (r, costs.time(o)) for s, (r, o) in stage_ops.items()}
+    seconds = {s: costs.time(o) for s, o in stage_ops.items()}
     if hw.kind == "cpu":
         # One resource runs every op in order, as the backend does on the CPU: nothing
         # overlaps, so nothing waits for anything but its turn.
-        stages = {s: ("cpu", d) for s, (_, d) in stages.items()}
+        stages = {s: ("cpu", d) for s, d in seconds.items()}
         schedule = engine.run(stages, {"cpu": m.serial_program(stages, n)}, lambda s, b: ())
     else:
-        # A host thread issues each GPU stage: it is busy with the stage's dispatch (and any
-        # host work of the stage's ops) while the GPU runs the stage.
-        gpu = [s for s, (r, _) in stage_ops.items() if r == "gpu"]  # in order: deterministic
-        for s in gpu:
-            stages[issue(s)] = (m.issuer(s), sum((costs.prices.host(op) for op in stage_ops[s][1]),
-                                                 np.zeros(n)))
         programs = m.programs(n)
         if not hw.link_full_duplex:
-            programs = _half_duplex(programs, stages)
-            stages = {s: ("h2d" if r == "d2h" else r, d) for s, (r, d) in stages.items()}
+            programs = _half_duplex(programs, stage_ops)
+        where = {s: r for r, steps in programs.items() for s, _ in steps}
+        # A host thread issues each GPU stage: it is busy with the stage's dispatch (and any
+        # host work of the stage's ops) while the GPU runs the stage.
+        gpu = [s for s in stage_ops if where[s] == "gpu"]  # in order: deterministic
+        for s in gpu:
+            seconds[issue(s)] = sum((costs.prices.host(op) for op in stage_ops[s]), np.zeros(n))
+        stages = {s: (where[s], d) for s, d in seconds.items()}
         schedule = engine.run(stages, programs, lambda s, b: tuple(m.depends(s, b)) + (
             (engine.started(issue(s), b),) if s in gpu else ()))
     h2d_bytes, d2h_bytes = (int(np.sum(x)) for x in m.traffic(costs))
     config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
-              "capacity": cap, "lookahead": lookahead if mode == "scratchpipe" else None,
-              "victim": victim if mode == "scratchpipe" else None,
-              "cache_policy": cache_policy if mode == "cache" else None,
-              "batches": n, "batch_size": trace.batch_size,
+              "capacity": cap, **m.settings(), "batches": n, "batch_size": trace.batch_size,
               "trace_seed": trace.provenance.get("seed"), "scratchsim_version": __version__}
-    hit_rate = {"gpu-only": 1.0, "hybrid": 0.0}.get(mode, rep.hit_rate if rep else None)
     replay_summary = {}
     if rep is not None:
         replay_summary = {k: v for k, v in rep.to_dict().items()
                           if k in ("policy", "capacity", "params", "hits", "misses", "evictions",
                                    "unique", "min_capacity", "train_hit_rate")}
-    op_counts = {s: ops.count(o, n) for s, (_, o) in stage_ops.items()}
-    return SimulationResult(mode, config, schedule, work, h2d_bytes, d2h_bytes, hit_rate,
-                            default_warmup(n, lookahead if mode == "scratchpipe" else 1)
-                            if warmup is None else min(max(0, warmup), n - 1),
-                            replay_summary, op_counts)
+    op_counts = {s: ops.count(o, n) for s, o in stage_ops.items()}
+    return SimulationResult(mode, config, schedule, work, h2d_bytes, d2h_bytes, m.hit_rate(rep),
+                            m.warmup(n) if warmup is None else min(max(0, warmup), n - 1),
+                            m.settings(), replay_summary, op_counts)
 
 
-__all__ = ["MODES", "SimulationResult", "get_mode", "simulate"]
+__all__ = ["MODES", "SimulationResult", "default_warmup", "get_mode", "make_mode",
+           "register_mode", "simulate"]

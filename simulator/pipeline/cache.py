@@ -4,12 +4,17 @@ gather the victims, insert the missed rows once they have arrived, train. Meanwh
 writes the victims back after their D2H copy, then gathers the misses; a row evicted and
 fetched again is always read updated, since the write-back comes first."""
 
-from ..caches import replay
+from ..caches import POLICIES, replay
+from ..options import Option
 from .mode import CachedMode, issue
+
+CACHE_POLICY = Option("cache_policy", str, "lru", "the past-looking policy of the cache",
+                      choices=lambda: [n for n, p in POLICIES.items() if p.on_demand])
 
 
 class Cache(CachedMode):
     name = "cache"
+    options = (CACHE_POLICY,)
 
     def replay(self, trace, capacity):
         return replay(trace, policy=self.cache_policy, capacity=capacity, per_batch=True)

@@ -12,7 +12,6 @@ from .scratchpipe import host_threads, planned_ahead
 
 class CachePrefetch(CachedMode):
     name = "cache-prefetch"
-    fetcher = "worker"
 
     def replay(self, trace, capacity):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=1, victim="lru",

@@ -41,17 +41,19 @@ class StageCosts:
         self.n = len(work)
         dims = [model.dim(t if isinstance(model.embedding_dim, tuple) else 0)
                 for t in range(num_tables)]
-        # The backend stores every row padded to the widest table, its optimizer state beside:
-        # a moved row weighs the widest table's row and state.
+        # The backend stores every row padded to the widest table, its optimizer state beside
+        # (none, one column, or adagrad's one per column of the widest table): a moved row
+        # weighs the widest table's row and state.
         dim = max(dims)
-        state_columns = model.optimizer_state_bytes(0) // FP32_BYTES
+        state_columns = max(model.optimizer_state_bytes(t) for t in range(num_tables)) \
+            // FP32_BYTES
         self.shape = ops.StepShape(
             dim=dim, width=dim + state_columns, row_bytes=max(model.row_bytes(t) for t in
                                                              range(num_tables)),
             tables=num_tables,
             bottom=tuple(model.bottom_mlp), top=(model.top_mlp_input(num_tables),)
-            + tuple(model.top_mlp), interaction=model.interaction,
-            optimizer="sgd" if model.optimizer == "sgd" else "adagrad")
+            + tuple(model.top_mlp), interaction=model.interaction, optimizer=model.optimizer,
+            dcn_layers=model.dcn_layers or 0, dcn_rank=model.dcn_rank or 0)
         self.row_bytes = float(model.row_bytes(0) if len(set(dims)) == 1
                                else np.mean([model.row_bytes(t) for t in range(num_tables)]))
         self.row_state_bytes = float(max(model.row_bytes_with_state(t)

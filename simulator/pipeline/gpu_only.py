@@ -7,9 +7,10 @@ from .mode import INPUT_BUFFERS, Mode, issue
 
 class GpuOnly(Mode):
     name = "gpu-only"
+    tables_on_device = True
 
     def stage_ops(self, c):
-        return {"input": ("h2d", c.inputs()), "train": ("gpu", c.train_on_rows())}
+        return {"input": c.inputs(), "train": c.train_on_rows()}
 
     def traffic(self, c):
         return c.input_dense_bytes + c.index_bytes, 0 * c.index_bytes

@@ -13,12 +13,12 @@ class Hybrid(Mode):
 
     def stage_ops(self, c):
         w = c.work
-        return {"input": ("h2d", c.inputs()),
-                "collect": ("cpu", [c.gather_rows(w.unique, on_host=True)]),
-                "train": ("gpu", c.train_step(rows_on_host=True)
+        return {"input": c.inputs(),
+                "collect": [c.gather_rows(w.unique, on_host=True)],
+                "train": (c.train_step(rows_on_host=True)
                           + c.copies(c.pooled_bytes, "h2d", pinned=False)
                           + c.copies(c.pooled_bytes, "d2h", pinned=False)),
-                "writeback": ("cpu", [c.scatter_rows(w.unique, on_host=True)])}
+                "writeback": [c.scatter_rows(w.unique, on_host=True)]}
 
     def traffic(self, c):
         return c.input_dense_bytes + c.pooled_bytes, c.pooled_bytes

@@ -1,9 +1,12 @@
 """What a training mode is: its stages and their ops, the order each resource issues them,
 what each waits for.
 
-A mode module subclasses Mode and fills in four methods; the engine (engine.py) runs them.
-stage_ops is the counting rule of the mode: the framework ops each stage runs, as the backend's
-twin of the mode (backend/<mode>.py) runs them; tests/pipeline/test_op_counts.py checks it.
+A mode module subclasses Mode, declares its options and fills in four methods; the engine
+(engine.py) runs them; register_mode makes it known by name to simulate(), the CLI, sweeps and
+the backend (whose twin of the mode is backend/<mode>.py). stage_ops is the counting rule of
+the mode: the framework ops each stage runs, as the twin runs them;
+tests/pipeline/test_op_counts.py checks it. Each stage runs on the resource whose program
+issues it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..caches import ReplayResult
+from ..errors import OptionError
+from ..options import Option, resolve
 from .costs import StageCosts
 from .engine import Step
 from .ops import INDEX_BYTES, Op
@@ -29,23 +34,69 @@ def issue(stage: str) -> str:
     return f"issue_{stage}"
 
 
+def default_warmup(n: int, lookahead: int) -> int:
+    """Iterations left out of the steady state: the pipeline fill, or a tenth of the run."""
+    return min(n - 1, max(lookahead + 2, n // 10))
+
+
+MODES: dict[str, type["Mode"]] = {}
+
+
+def register_mode(cls: type["Mode"]) -> type["Mode"]:
+    """Make a mode (a Mode subclass) known by its name to simulate(), the CLI, sweeps and the
+    backend."""
+    MODES[cls.name] = cls
+    return cls
+
+
+def get_mode(name: str) -> type["Mode"]:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise OptionError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}") from None
+
+
+def make_mode(name: str, **options) -> "Mode":
+    """A mode with its options; options that only other modes declare are left out (callers
+    may give one setting to every mode), those no mode declares are refused."""
+    cls = get_mode(name)
+    known = {o.name for m in MODES.values() for o in m.options}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OptionError(f"no mode takes option {', '.join(unknown)}; the modes' options: "
+                          f"{', '.join(sorted(known))}")
+    return cls(**{o.name: options[o.name] for o in cls.options if o.name in options})
+
+
 class Mode(ABC):
     name: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()  # each value is an attribute of the same name
     uses_cache: ClassVar[bool] = False  # needs a capacity and a replay
+    tables_on_device: ClassVar[bool] = False  # every table in HBM (else in host memory)
 
-    def __init__(self, lookahead: int = 0, victim: str = "lru", cache_policy: str = "lru"):
-        self.lookahead = lookahead
-        self.victim = victim
-        self.cache_policy = cache_policy
+    def __init__(self, **options):
+        self.__dict__.update(resolve(self.options, options, f"mode {self.name}"))
+
+    def settings(self) -> dict:
+        return {o.name: getattr(self, o.name) for o in self.options}
 
     def replay(self, trace, capacity) -> ReplayResult | None:
         """The cache decisions this mode trains with (None: no cache)."""
         return None
 
+    def hit_rate(self, replay: ReplayResult | None) -> float:
+        """The fraction of rows the device finds at hand: all with the tables on it, none
+        without them or a cache."""
+        return 1.0 if self.tables_on_device else replay.hit_rate if replay else 0.0
+
+    def warmup(self, n: int) -> int:
+        """Iterations of n left out of the steady state."""
+        return default_warmup(n, 1)
+
     @abstractmethod
-    def stage_ops(self, costs: StageCosts) -> dict[str, tuple[str, list[Op]]]:
-        """stage -> (resource, the ops it runs per batch), in the order the backend runs a
-        batch's stages."""
+    def stage_ops(self, costs: StageCosts) -> dict[str, list[Op]]:
+        """stage -> the ops it runs per batch, in the order the backend runs a batch's
+        stages."""
 
     @abstractmethod
     def traffic(self, costs: StageCosts) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +105,7 @@ class Mode(ABC):
     @abstractmethod
     def programs(self, n: int) -> dict[str, list[Step]]:
         """resource -> the (stage, batch) steps it issues, in order (kind cuda), the host
-        threads' issue(stage) steps among them."""
-
-    def issuer(self, stage: str) -> str:
-        """The host thread that issues a GPU stage."""
-        return "cpu"
+        threads' issue(stage) steps among them: a stage runs where its steps are."""
 
     @abstractmethod
     def depends(self, stage: str, b: int) -> tuple[Step, ...]:
@@ -78,35 +125,28 @@ class CachedMode(Mode):
     slots (insert), and the device trains on its slots only (train)."""
 
     uses_cache = True
-    # The host thread that writes victims back, collects misses and issues their insert.
-    fetcher = "cpu"
 
-    def issuer(self, stage: str) -> str:
-        return self.fetcher if stage == "insert" else "cpu"
-
-    def stage_ops(self, c: StageCosts) -> dict[str, tuple[str, list[Op]]]:
+    def stage_ops(self, c: StageCosts) -> dict[str, list[Op]]:
         w = c.work
         evicts, misses = c.any(w.evictions), c.any(w.misses)
         # Host arrays (the planner's) are wrapped as tensors where a stage indexes with them.
         wrap = Op("lift_fresh", "view")
         return {
-            "input": ("h2d", c.inputs()),
-            "plan": ("cpu", [wrap, c.plan()]),
-            "evict": ("gpu", [replace(wrap, count=evicts)]
+            "input": c.inputs(),
+            "plan": [wrap, c.plan()],
+            "evict": ([replace(wrap, count=evicts)]
                       + c.copies(w.evictions * INDEX_BYTES, "h2d", pinned=False, count=evicts)
                       + [c.gather_rows(w.evictions, count=evicts)]),
-            "d2h": ("d2h", c.copies(c.evict_bytes, "d2h", pinned=False, count=evicts)),
-            "writeback": (self.fetcher, [replace(wrap, count=evicts),
-                                         c.scatter_rows(w.evictions, on_host=True,
-                                                        count=evicts)]),
-            "collect": (self.fetcher, [replace(wrap, count=misses),
-                                       Op("empty", "view", misses),
-                                       c.gather_rows(w.misses, on_host=True, count=misses)]),
-            "transfer": ("h2d", c.copies(c.fetch_bytes, "h2d", count=misses)),
-            "insert": ("gpu", [replace(wrap, count=misses)]
+            "d2h": c.copies(c.evict_bytes, "d2h", pinned=False, count=evicts),
+            "writeback": [replace(wrap, count=evicts),
+                          c.scatter_rows(w.evictions, on_host=True, count=evicts)],
+            "collect": [replace(wrap, count=misses), Op("empty", "view", misses),
+                        c.gather_rows(w.misses, on_host=True, count=misses)],
+            "transfer": c.copies(c.fetch_bytes, "h2d", count=misses),
+            "insert": ([replace(wrap, count=misses)]
                        + c.copies(w.misses * INDEX_BYTES, "h2d", pinned=False, count=misses)
                        + [c.scatter_rows(w.misses, count=misses)]),
-            "train": ("gpu", c.train_on_rows()),
+            "train": c.train_on_rows(),
         }
 
     def traffic(self, c: StageCosts):

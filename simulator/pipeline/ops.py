@@ -199,6 +199,34 @@ def linear_backward(m, fan_in, fan_out, relu: bool, input_grad: bool, what: str)
     return ops
 
 
+def cross_forward(m, width, rank, what: str) -> list[Op]:
+    """A low-rank cross layer (backend/base.py's LowRankCrossNet) on m samples:
+    x0 * (W (V x) + b) + x, two products without bias and three elementwise ops."""
+    big = 3 * FP32_BYTES * m * width
+    return [view("t", what=what), gemm("mm", m, width, rank, what=what),
+            view("t", what=what), gemm("mm", m, rank, width, what=what),
+            stream("add", FP32_BYTES * (2 * m * width + width), what=what),
+            stream("mul", big, what=what), stream("add", big, what=what)]
+
+
+def cross_backward(m, width, rank, what: str) -> list[Op]:
+    """Its backward: the product x0 * (...) gives two gradients (a mul each), the bias's
+    is a sum, each of W and V takes its weight's gradient and its input's (a mm each,
+    transposes around them) and AccumulateGrad (a detach). Two adds per layer sum the
+    gradients that meet: x_l's (the skip and the product) and x0's (one from every layer's
+    product and, through x_0 = x0, the first layer's skip and product, less the first to
+    arrive)."""
+    big = 3 * FP32_BYTES * m * width
+    ops = [stream("mul", big, count=2, what=what),
+           stream("sum", FP32_BYTES * (m * width + width), what=what),
+           view("view", what=what), view("detach", what=what)]
+    for a, b in ((width, rank), (rank, width)):  # W (its output is width wide), then V
+        ops += [view("t", what=what), gemm("mm", a, m, b, what=what),
+                view("t", count=2, what=what), gemm("mm", m, a, b, what=what),
+                view("t", what=what), view("detach", what=what)]
+    return ops + [stream("add", big, count=2, what=what)]
+
+
 def mlp_layers(widths, relu_last: bool):
     """(fan_in, fan_out, relu) of each layer of an MLP as backend/base.py's mlp() builds it."""
     pairs = list(zip(widths[:-1], widths[1:]))
@@ -216,7 +244,10 @@ class StepShape:
     bottom: tuple            # bottom MLP widths, dense features first
     top: tuple               # top MLP widths, its input first
     interaction: str
-    optimizer: str           # sgd, or adagrad (row-wise for rows, per element for the MLPs)
+    optimizer: str           # the rows': sgd, rowwise-adagrad or adagrad (the MLPs then take
+                             # torch.optim.Adagrad, per element, for either Adagrad)
+    dcn_layers: int = 0      # dcn: the cross layers and their rank
+    dcn_rank: int = 0
 
 
 def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
@@ -243,6 +274,12 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 view("view", what="dot"),
                 stream("index", FP32_BYTES * s * (n * n + pairs), what="dot: pairs"),
                 stream("cat", 2 * FP32_BYTES * s * (d + pairs), what="dot")]
+    elif shape.interaction == "dcn":  # x0: the bottom output and the pooled rows, flattened
+        ops += [view("unsqueeze", what="dcn"), stream("cat", 2 * FP32_BYTES * s * n * d,
+                                                        what="dcn"),
+                view("view", what="dcn")]
+        for layer in range(shape.dcn_layers):
+            ops += cross_forward(s, n * d, shape.dcn_rank, f"cross.{layer}")
     else:
         ops += [view("select", count=t, what="cat"),
                 stream("cat", 2 * FP32_BYTES * s * (d + t * d), what="cat")]
@@ -269,6 +306,11 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 stream("add", 3 * FP32_BYTES * s * n * d, what="dot backward"),
                 view("slice squeeze", count=3, what="dot backward"),
                 stream("add", 3 * FP32_BYTES * s * d, what="dot backward")]
+    elif shape.interaction == "dcn":
+        for layer in reversed(range(shape.dcn_layers)):
+            ops += cross_backward(s, n * d, shape.dcn_rank, f"cross.{layer} backward")
+        ops += [view("view", what="dcn backward"), view("slice", count=2, what="dcn backward"),
+                view("squeeze", what="dcn backward")]
     else:
         ops += [view("slice", count=t + 1, what="cat backward"),
                 stream("select_backward", 2 * FP32_BYTES * s * t * d, count=t,
@@ -276,7 +318,7 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 stream("add", 3 * FP32_BYTES * s * t * d, count=t - 1, what="cat backward")]
     for i, (a, b, relu) in reversed(list(enumerate(bottom))):
         ops += linear_backward(s, a, b, relu, i > 0, f"bottom.{i} backward")
-    if shape.interaction == "dot":  # the pooled gradient is a strided slice: reshape copies
+    if shape.interaction in ("dot", "dcn"):  # the pooled gradient is a strided slice: copied
         ops += [stream("clone", 2 * FP32_BYTES * s * t * d, what="embedding backward"),
                 view("_unsafe_view", what="embedding backward")]
     else:
@@ -286,7 +328,9 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                distinct=unique, what="embedding backward"),
             view("detach", what="embedding backward")]
     params = [FP32_BYTES * (a * b) for a, b, _ in bottom + top] + \
-             [FP32_BYTES * b for _, b, _ in bottom + top]
+             [FP32_BYTES * b for _, b, _ in bottom + top] + \
+             [FP32_BYTES * size for size in (n * d * shape.dcn_rank, shape.dcn_rank * n * d,
+                                             n * d) for _ in range(shape.dcn_layers)]
     ops.append(view("_record_function", count=2, what="optimizer"))
     if shape.optimizer == "sgd":
         ops += [stream("add_", 3 * p, what="optimizer") for p in params]
@@ -304,7 +348,8 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
 
 
 def update_rows(shape: StepShape, unique) -> list[Op]:
-    """backend/base.py's update_rows on the [unique, width] rows: SGD, or row-wise Adagrad."""
+    """backend/base.py's update_rows on the [unique, width] rows: SGD, row-wise Adagrad, or
+    Adagrad with its state in the dim columns after the row."""
     u, d, w = np.asarray(unique, float), shape.dim, shape.width
     rows = FP32_BYTES * u * w
     emb = FP32_BYTES * u * d
@@ -314,6 +359,14 @@ def update_rows(shape: StepShape, unique) -> list[Op]:
                 view("alias" if w == d else "slice", what="update"),
                 stream("mul", 2 * emb, what="update"), stream("sub", 3 * emb, what="update"),
                 stream("copy_", 2 * emb, what="update")]
+    if shape.optimizer == "adagrad":  # the state block's sums, written; then the step
+        return [stream("clone", 2 * rows, what="update"), view("slice", what="update"),
+                stream("addcmul", 4 * emb, what="update"),
+                view("slice", what="update"), stream("copy_", 2 * emb, what="update"),
+                view("slice", what="update"),
+                stream("sqrt add_", 2 * emb, count=2, what="update"),
+                stream("addcdiv", 4 * emb, what="update"),
+                view("slice", what="update"), stream("copy_", 2 * emb, what="update")]
     return [stream("clone", 2 * rows, what="update"), view("select", what="update"),
             stream("mul", 3 * emb, what="update"), stream("sum", emb + col, what="update"),
             stream("div add", 3 * col, count=2, what="update"), view("select", what="update"),

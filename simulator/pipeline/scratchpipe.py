@@ -19,12 +19,16 @@ them in that order): it is always read updated (this model waits rather than for
 """
 
 from ..caches import replay
-from .mode import INPUT_BUFFERS, CachedMode, issue
+from ..caches.scratchpipe import LOOKAHEAD, VICTIM
+from .mode import INPUT_BUFFERS, CachedMode, default_warmup, issue
 
 
 class ScratchPipe(CachedMode):
     name = "scratchpipe"
-    fetcher = "worker"
+    options = (LOOKAHEAD, VICTIM)
+
+    def warmup(self, n):
+        return default_warmup(n, self.lookahead)
 
     def replay(self, trace, capacity):
         return replay(trace, policy="scratchpipe", capacity=capacity, lookahead=self.lookahead,

@@ -1,15 +1,17 @@
-"""Paper-style figures (PNG and PDF) from a sweep's results file."""
+"""Paper-style figures (PNG and PDF) from a sweep's results file, and the image of a trace's
+miss-ratio curve."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .._atomic import atomic_path
 from ..errors import OptionError
 from ..sweep import load_results
 from .figures import FIGURES
+from .mrc import plot_mrc
 from .style import RC
 
 # No creation dates or software versions in the files: the same results give the same bytes.
@@ -17,13 +19,8 @@ _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer"
 
 
 def _save(fig, path: Path, fmt: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata=_METADATA[fmt])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -55,4 +52,4 @@ def make_figures(results_path, out_dir, only=None) -> list[Path]:
     return written
 
 
-__all__ = ["FIGURES", "make_figures"]
+__all__ = ["FIGURES", "make_figures", "plot_mrc"]

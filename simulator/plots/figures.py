@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import json
 import numbers
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
-from ..hardware import load_hardware
-from .style import (DOUBLE_COLUMN, MODE_COLORS, POLICY_COLORS, RESOURCE_ORDER, SINGLE_COLUMN,
-                    STAGE_COLORS, STAGE_ORDER)
+from ..errors import OptionError
+from ..hardware import is_hardware_key
+from ..sweep.spec import is_override, registered_options
+from .style import (DOUBLE_COLUMN, MODE_COLORS, RESOURCE_ORDER, SINGLE_COLUMN, STAGE_ORDER,
+                    mode_color, policy_color, stage_color)
 
-# Columns that set the scene of a simulated point apart from its mode and cache settings: two
-# points with equal context values are comparable (same trace, model, hardware).
-CONTEXT = ["hardware", "model", "batch_size", "embedding_dim", "pcie_scale", "dram_scale",
-           "hbm_scale", "alpha", "trace"]
 BASELINES = ("hybrid", "cache", "cache-prefetch")
+
+
+def _context(df: pd.DataFrame) -> list[str]:
+    """Columns that set the scene of a simulated point apart from its mode and cache settings
+    (the hardware, the model, the keys of either a sweep overrides, the trace): two points
+    with equal context values are comparable."""
+    return ["hardware", "model", "batch_size", *filter(is_override, df.columns), "alpha", "trace"]
 
 
 def _feasible(df: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -48,22 +54,35 @@ def _describing(df: pd.DataFrame, columns) -> list[str]:
     """The columns that vary and describe a point; a generated trace's hash follows its recipe
     (batch size, alpha, model), so it names a point only for traces given by path."""
     varying = _varying(df, columns)
-    return [c for c in varying if c != "trace"] or varying
+    named = [c for c in varying if c != "trace"] or varying
+    # A column that follows from the ones before it (each model's own batch size) adds nothing.
+    kept = []
+    for c in named:
+        if not kept or df.groupby(kept, dropna=False)[c].nunique(dropna=False).max() > 1:
+            kept.append(c)
+    return kept
 
 
 def _first_per(df: pd.DataFrame, keys) -> pd.DataFrame:
     """One configuration per value of keys (a column or a tuple of them): the rows at the
     first value (in grid order) of every other axis."""
     keys = (keys,) if isinstance(keys, str) else keys
-    varying = [c for c in _describing(df, CONTEXT + ["capacity", "lookahead", "victim"])
+    varying = [c for c in _describing(df, _context(df) + ["capacity", *registered_options()])
                if c not in keys and c != "trace"]
     for c in varying:
         df = df[(df[c] == df[c].dropna().iloc[0]) | df[c].isna()]
     return df
 
 
+# Figure 1's labels where the policy's name alone would mislead: Belady is the optimum of the
+# caches that fetch on demand into an empty cache, and static is not one of them.
+HIT_RATE_LABELS = {"belady": "belady (optimal demand cache)", "static": "static (preloaded)"}
+
+
 def plot_hit_rate(df: pd.DataFrame):
-    """(1) Hit rate against cache capacity, one line per policy (Belady is the bound)."""
+    """(1) Hit rate against cache capacity, one line per policy. Belady (dashed) bounds every
+    cache that fetches on demand and starts empty; a static hot set is loaded before the
+    first batch, pays no compulsory misses, and can pass it."""
     rows = _feasible(df, "replay")
     if rows.empty or rows["capacity_rows"].nunique() < 2:
         return None
@@ -72,21 +91,19 @@ def plot_hit_rate(df: pd.DataFrame):
         ["policy", "capacity_rows"], kind="stable").reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
     for policy, g in data.groupby("policy", sort=False):
-        # Belady bounds every cache that fetches on demand; a static hot set is loaded
-        # before the first batch, so it can pass it.
-        label = "belady (bound)" if policy == "belady" else policy
-        ax.plot(g["capacity_rows"], g["hit_rate"], marker="o", color=POLICY_COLORS[policy],
+        label = HIT_RATE_LABELS.get(policy, policy)
+        ax.plot(g["capacity_rows"], g["hit_rate"], marker="o", color=policy_color(policy),
                 linestyle="--" if policy == "belady" else "-", label=label)
     if "lru_curve" in rows and rows["lru_curve"].notna().any():
         curve = np.array(json.loads(rows["lru_curve"].dropna().iloc[0]))
-        ax.plot(curve[:, 0], curve[:, 1], color=POLICY_COLORS["lru"], linewidth=0.8,
+        ax.plot(curve[:, 0], curve[:, 1], color=policy_color("lru"), linewidth=0.8,
                 alpha=0.6, label="lru (one pass)")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("cache capacity (rows)")
     ax.set_ylabel("hit rate (fraction of distinct rows)")
     ax.set_ylim(0, 1)
-    ax.legend(ncol=2, loc="lower right")
+    ax.legend(ncol=2, loc="lower right", fontsize=6, handlelength=1.5, columnspacing=0.8)
     return fig, data
 
 
@@ -97,7 +114,9 @@ def plot_breakdown(df: pd.DataFrame):
     if rows.empty:
         return None
     rows = _first_per(rows, "mode")
-    stages = [s for s in STAGE_ORDER if f"breakdown_{s}" in rows]
+    stages = list(dict.fromkeys([*STAGE_ORDER, *(c.removeprefix("breakdown_") for c in rows
+                                                 if c.startswith("breakdown_"))]))
+    stages = [s for s in stages if f"breakdown_{s}" in rows]
     records = [{"mode": r["mode"], "stage": s, "seconds": r[f"breakdown_{s}"],
                 "iteration_time_s": r["iteration_time_s"]}
                for _, r in rows.iterrows() for s in stages if pd.notna(r[f"breakdown_{s}"])]
@@ -110,7 +129,7 @@ def plot_breakdown(df: pd.DataFrame):
         g = data[data["mode"] == mode]
         for _, r in g.iterrows():
             ms = r["seconds"] * 1e3
-            ax.bar(x, ms, bottom=bottom, color=STAGE_COLORS[r["stage"]], width=0.6,
+            ax.bar(x, ms, bottom=bottom, color=stage_color(r["stage"]), width=0.6,
                    label=None if r["stage"] in drawn else r["stage"], edgecolor="white",
                    linewidth=0.3)
             drawn.add(r["stage"])
@@ -125,7 +144,7 @@ def plot_breakdown(df: pd.DataFrame):
 
 
 def _speedups(rows: pd.DataFrame) -> pd.DataFrame:
-    context = [c for c in CONTEXT if c in rows]
+    context = _context(rows)
     records = []
     for _, sp in rows[rows["mode"] == "scratchpipe"].iterrows():
         equal = rows[context].eq(sp[context]) | (rows[context].isna() & sp[context].isna())
@@ -149,8 +168,11 @@ def plot_speedup(df: pd.DataFrame):
     data = _speedups(rows)
     if data.empty:
         return None
-    groups = _describing(data, CONTEXT + ["capacity"]) or ["model"]
-    data["group"] = [_label(r, groups, sep="\n") for _, r in data.iterrows()]
+    groups = _describing(data, _context(data) + ["capacity"]) or ["model"]
+    # Long preset names break at their hyphens, so that neighbouring groups keep apart.
+    data["group"] = ["\n".join(textwrap.fill(part, 13) for part in
+                               _label(r, groups, sep="\n").split("\n"))
+                     for _, r in data.iterrows()]
     labels = list(dict.fromkeys(data["group"]))
     bases = [b for b in BASELINES if b in set(data["baseline"])]
     width = 0.8 / len(bases)
@@ -158,7 +180,7 @@ def plot_speedup(df: pd.DataFrame):
     for i, base in enumerate(bases):
         g = data[data["baseline"] == base]
         xs = [labels.index(lab) + (i - (len(bases) - 1) / 2) * width for lab in g["group"]]
-        ax.bar(xs, g["speedup"], width=width, color=MODE_COLORS[base], label=f"over {base}")
+        ax.bar(xs, g["speedup"], width=width, color=mode_color(base), label=f"over {base}")
     ax.axhline(1.0, color="black", linewidth=0.6)
     ax.set_xticks(range(len(labels)), labels, fontsize=6)
     ax.set_ylabel("scratchpipe speedup (x)")
@@ -168,13 +190,14 @@ def plot_speedup(df: pd.DataFrame):
 
 def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> None:
     """One line per mode over x; a mode without x values (nothing of x applies) is flat."""
-    modes = sorted(set(data["mode"]), key=list(MODE_COLORS).index)
-    for mode in modes:
-        g = data[data["mode"] == mode]
+    order = list(MODE_COLORS)
+    for mode in sorted(set(data["mode"]), key=lambda m: (m not in order, order.index(m) if m in
+                                                         order else m)):
+        g, color = data[data["mode"] == mode], mode_color(mode)
         if g[x].notna().any():
-            ax.plot(g[x], g[y] * scale, marker="o", color=MODE_COLORS[mode], label=mode)
+            ax.plot(g[x], g[y] * scale, marker="o", color=color, label=mode)
         else:
-            ax.axhline(g[y].iloc[0] * scale, color=MODE_COLORS[mode], linestyle="--", label=mode)
+            ax.axhline(g[y].iloc[0] * scale, color=color, linestyle="--", label=mode)
 
 
 def _iteration_time_figure(data: pd.DataFrame, x: str, xlabel: str):
@@ -199,7 +222,7 @@ def _data_ticks(ax, values) -> None:
 def plot_lookahead(df: pd.DataFrame):
     """(4) Iteration time against scratchpipe's lookahead W (other modes do not look ahead)."""
     rows = _feasible(df, "simulate")
-    if rows.empty or rows["lookahead"].nunique() < 2:
+    if rows.empty or "lookahead" not in rows or rows["lookahead"].nunique() < 2:
         return None
     rows = _first_per(rows, "lookahead")
     data = rows[["mode", "lookahead", "iteration_time_s"]].sort_values(
@@ -208,25 +231,29 @@ def plot_lookahead(df: pd.DataFrame):
 
 
 def plot_pcie(df: pd.DataFrame):
-    """(5) Iteration time against host-link bandwidth (a PCIe scale factor or hardware presets)."""
+    """(5) Iteration time against host-link bandwidth (hardware presets, or their link keys or
+    pcie_scale overridden), as each results row records it (link_h2d_gb_per_s)."""
     rows = _feasible(df, "simulate")
-    if rows.empty or (rows["pcie_scale"].nunique() < 2 and rows["hardware"].nunique() < 2):
+    keys = [c for c in rows if is_override(c) and is_hardware_key(c)]
+    if "link_h2d_gb_per_s" not in rows and _varying(rows, ["hardware", *keys]):
+        raise OptionError("these results have no link_h2d_gb_per_s column (they were made "
+                          "before rows recorded it); sweep again into a new results file to "
+                          "draw figure pcie")
+    if rows.empty or "link_h2d_gb_per_s" not in rows or rows["link_h2d_gb_per_s"].nunique() < 2:
         return None
-    link = {h: load_hardware(h).link_h2d_gb_per_s for h in rows["hardware"].unique()}
-    rows = rows.assign(link_gb_per_s=[link[h] * s for h, s in
-                                      zip(rows["hardware"], rows["pcie_scale"])])
-    rows = _first_per(rows, ("hardware", "pcie_scale", "trace"))
-    data = rows[["mode", "link_gb_per_s", "iteration_time_s"]].sort_values(
-        ["mode", "link_gb_per_s"], kind="stable").reset_index(drop=True)
-    fig = _iteration_time_figure(data, "link_gb_per_s", "host link bandwidth, H2D (GB/s)")
-    _data_ticks(fig.axes[0], data["link_gb_per_s"])
+    rows = _first_per(rows, ("hardware", *keys, "trace"))
+    data = rows[["mode", "link_h2d_gb_per_s", "iteration_time_s"]].sort_values(
+        ["mode", "link_h2d_gb_per_s"], kind="stable").reset_index(drop=True)
+    fig = _iteration_time_figure(data, "link_h2d_gb_per_s", "host link bandwidth, H2D (GB/s)")
+    _data_ticks(fig.axes[0], data["link_h2d_gb_per_s"])
     return fig, data
 
 
 def plot_batch_dim(df: pd.DataFrame):
     """(6) Throughput against batch size (left) and embedding dimension (right)."""
     rows = _feasible(df, "simulate")
-    axes_present = [c for c in ("batch_size", "embedding_dim") if rows[c].nunique() > 1]
+    axes_present = [c for c in ("batch_size", "embedding_dim") if c in rows
+                    and rows[c].nunique() > 1]
     if rows.empty or not axes_present:
         return None
     fig, axes = plt.subplots(1, len(axes_present), figsize=(DOUBLE_COLUMN if len(axes_present) > 1
@@ -267,11 +294,13 @@ def plot_gantt(df: pd.DataFrame):
     drawn = set()
     for ax, mode in zip(axes[:, 0], modes):
         g = data[data["mode"] == mode]
-        lanes = [r for r in RESOURCE_ORDER if r in set(g["resource"])]
+        # Known resources in their order, then any other in order of appearance.
+        lanes = list(dict.fromkeys([r for r in RESOURCE_ORDER if r in set(g["resource"])]
+                                   + list(g["resource"])))
         for _, r in g.iterrows():
             y = lanes.index(r["resource"])
             ax.barh(y, (r["end"] - r["start"]) * 1e3, left=r["start"] * 1e3, height=0.7,
-                    color=STAGE_COLORS[r["stage"]], edgecolor="black", linewidth=0.2,
+                    color=stage_color(r["stage"]), edgecolor="black", linewidth=0.2,
                     label=None if r["stage"] in drawn else r["stage"])
             drawn.add(r["stage"])
         ax.set_yticks(range(len(lanes)), lanes)

@@ -1,5 +1,11 @@
 """One look for every figure: two-column paper sizes, and one fixed colour per policy, per
-mode and per pipeline stage, the same in every figure."""
+mode and per pipeline stage, the same in every figure.
+
+policy_color(), mode_color() and stage_color() give a colour for any name: the names below
+keep theirs, and a name registered elsewhere (a new policy, mode or stage) gets a colour of
+PALETTE picked by a checksum of the name, the same in every run and every figure."""
+
+import zlib
 
 import matplotlib
 
@@ -25,6 +31,32 @@ STAGE_COLORS = {
     # The host's issue of GPU stages (kind cuda): the host-thread twins of the GPU's stages.
     "issue_evict": "#f7b6d2", "issue_insert": "#dbdb8d", "issue_train": "#98df8a",
 }
+# matplotlib's tab20, for names without a colour of their own.
+PALETTE = (
+    "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+    "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+    "#bcbd22", "#dbdb8d", "#17becf", "#9edae5",
+)
+
+
+def color(colors: dict, name: str) -> str:
+    """colors[name], or for a name it lacks a colour of PALETTE chosen by the name's CRC-32
+    (stable across runs, unlike hash())."""
+    return colors.get(name) or PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
+
+
+def policy_color(name: str) -> str:
+    return color(POLICY_COLORS, name)
+
+
+def mode_color(name: str) -> str:
+    return color(MODE_COLORS, name)
+
+
+def stage_color(name: str) -> str:
+    return color(STAGE_COLORS, name)
+
+
 # Stages bottom to top in stacked bars: the order data moves through an iteration.
 STAGE_ORDER = tuple(STAGE_COLORS)
 RESOURCE_ORDER = ("cpu", "worker", "h2d", "d2h", "gpu")

@@ -1,8 +1,9 @@
 """One sweep point, evaluated: a pure function of the point's configuration and trace.
 
-evaluate() takes the point's configuration (spec.CONFIG_KEYS) plus `trace_dir` (where its
-trace lies) and `tables_from_trace` (the model's table sizes give way to the trace's), and
-returns flat metrics: numbers and strings only, so that a results row is one CSV line.
+evaluate() takes the point's configuration (spec.CONFIG_KEYS, the options, the hardware and
+model keys it overrides) plus `trace_dir` (where its trace lies) and `tables_from_trace` (the
+model's table sizes give way to the trace's), and returns flat metrics: numbers and strings
+only, so that a results row is one CSV line.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from ..caches import replay
+from ..caches import POLICIES, replay
 from ..caches.mrc import mrc
 from ..errors import CapacityError
-from ..hardware import load_hardware
-from ..pipeline import simulate
+from ..hardware import load_hardware, split_overrides
+from ..pipeline import MODES, simulate
 from ..trace import open_trace, trace_stats
 from ..workload import load_model
-from .spec import POLICY_OPTIONS
+from .spec import CONFIG_KEYS, registered_options
 
 # Iterations of the timeline kept for the Gantt figure.
 TIMELINE_HEAD_ITERATIONS = 6
@@ -27,18 +28,16 @@ _REPLAY_METRICS = ("lookups", "unique", "hits", "misses", "evictions", "writebac
                    "train_hit_rate", "hot_rows")
 
 
-def _model(point: dict):
-    model = load_model(point["model"])
-    changes = {"batch_size": point["batch_size"]} if point["batch_size"] else {}
+def _setting(point: dict):
+    """The point's hardware profile and model, with the keys it overrides."""
+    options, task = registered_options(), ("trace_dir", "tables_from_trace", "point_id")
+    hardware, model = split_overrides({k: v for k, v in point.items() if v is not None and k
+                                       not in CONFIG_KEYS + task and k not in options})
+    model = load_model(point["model"], {**model, "batch_size": point["batch_size"]}
+                       if point["batch_size"] else model)
     if point["tables_from_trace"]:
-        changes["table_rows"] = None
-    dim = point["embedding_dim"]
-    if dim:
-        changes["embedding_dim"] = dim
-        # A dot interaction needs the bottom MLP to end at the embedding width.
-        if model.interaction == "dot":
-            changes["bottom_mlp"] = model.bottom_mlp[:-1] + (dim,)
-    return dataclasses.replace(model, **changes) if changes else model
+        model = dataclasses.replace(model, table_rows=None)
+    return load_hardware(point["hardware"], hardware), model
 
 
 def _replay_metrics(d: dict) -> dict:
@@ -55,7 +54,7 @@ def _lru_curve(trace) -> str:
 
 
 def _evaluate_replay(point: dict, trace) -> dict:
-    options = {k: point[k] for k in POLICY_OPTIONS.get(point["policy"], ())}
+    options = {o.name: point[o.name] for o in POLICIES[point["policy"]].options}
     out = _replay_metrics(replay(trace, policy=point["policy"], capacity=point["capacity"],
                                  **options).to_dict())
     if point["policy"] == "lru":
@@ -64,15 +63,15 @@ def _evaluate_replay(point: dict, trace) -> dict:
 
 
 def _evaluate_simulate(point: dict, trace) -> dict:
-    hw = load_hardware(point["hardware"]).scaled(pcie=point["pcie_scale"],
-                                                 dram=point["dram_scale"], hbm=point["hbm_scale"])
-    result = simulate(trace, mode=point["mode"], hardware=hw, model=_model(point),
-                      capacity=point["capacity"], lookahead=point["lookahead"] or 0,
-                      victim=point["victim"] or "lru", cache_policy=point["cache_policy"] or "lru")
+    hw, model = _setting(point)
+    result = simulate(trace, mode=point["mode"], hardware=hw, model=model,
+                      capacity=point["capacity"],
+                      **{o.name: point[o.name] for o in MODES[point["mode"]].options})
     d = result.to_dict()
     out = {k: d[k] for k in ("iteration_time_s", "iteration_time_p50_s", "iteration_time_p99_s",
                              "throughput_samples_per_s", "bottleneck", "hit_rate", "h2d_bytes",
                              "d2h_bytes", "iterations", "warmup_iterations")}
+    out["link_h2d_gb_per_s"] = hw.link_h2d_gb_per_s  # after overrides (figure 5's axis)
     out.update({f"busy_{r}": v for r, v in d["busy"].items()})
     out.update({f"breakdown_{s}": v for s, v in d["breakdown"].items()})
     if d["replay"]:

@@ -2,23 +2,26 @@
 
 Workers receive a point (a small dict with the trace's path), never trace data. Generated
 traces go to RESULTS.traces/<recipe hash> beside the results and are reused when present, so
-a resumed or repeated sweep does not make them again.
+a resumed or repeated sweep does not make them again. A sweep holds its results file's lock
+(store.results_lock) while it runs: a second sweep on the same output is refused.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .._progress import progress as progress_bar
 from ..errors import OptionError
 from ..trace import generate, open_trace
+from ..trace.generators import pooling_from_recipe
 from ..workload import load_model
 from .evaluate import evaluate
 from .spec import load_spec, recipe_hash
-from .store import ResultsStore, load_results
+from .store import ResultsStore, load_results, results_lock
 
 
 def traces_dir(results_path) -> Path:
@@ -32,8 +35,9 @@ def _make_trace(recipe: dict, path: Path) -> None:
     extra = {k: recipe[k] for k in ("hot_fraction", "hot_share", "drift_batches") if k in recipe}
     generate(recipe["generator"], path, recipe["table_rows"], batch_size=recipe["batch_size"],
              num_batches=recipe["batches"], seed=recipe["seed"], alpha=recipe["alpha"],
-             pooling=tuple(recipe["pooling"]), permute=recipe["permute"], show_progress=False,
-             **extra)
+             pooling=pooling_from_recipe(recipe["pooling"]),
+             multi_hot=recipe.get("multi_hot", "independent"), permute=recipe["permute"],
+             show_progress=False, **extra)
 
 
 def _check_models(spec, tasks: list[dict]) -> None:
@@ -94,12 +98,25 @@ def run_sweep(spec_path, results_path, workers: int | None = None, dask: str | N
     if not results_path.parent.is_dir():
         raise OptionError(f"directory {results_path.parent} does not exist; create it first")
     points = spec.points()
+    with results_lock(results_path):  # one writer per results file
+        store = ResultsStore(results_path)
+        for number, problem in store.damaged:
+            print(f"sweep: {store.journal}: line {number} is damaged ({problem}); it is "
+                  "dropped and its point computed again", file=sys.stderr, flush=True)
+        store.repair()
+        _run_missing(spec, points, store, workers, dask, progress)
+    return load_results(results_path)
+
+
+def _run_missing(spec, points, store: ResultsStore, workers: int, dask: str | None,
+                 progress: bool) -> None:
+    """Evaluate the points the store lacks, appending each to it as it finishes."""
+    results_path = store.path
     ids = [p.id for p in points]
-    store = ResultsStore(results_path)
-    store.write_csv(ids)
     missing = [p for p in points if p.id not in store.rows]
     if not missing:
-        return load_results(results_path)
+        store.write_csv(ids)
+        return
     tasks = []
     for p in missing:
         if p.recipe is not None:
@@ -111,6 +128,7 @@ def run_sweep(spec_path, results_path, workers: int | None = None, dask: str | N
         tasks.append({**p.config, "trace_dir": str(trace_dir),
                       "tables_from_trace": p.tables_from_trace, "point_id": p.id})
     _check_models(spec, tasks)
+    store.write_csv(ids)
     run = _run_local(tasks, workers) if dask is None else _run_dask(tasks, workers, dask)
     with progress_bar(total=len(points), unit="points", desc="sweep", enabled=progress) as bar:
         bar.update(len(points) - len(missing))
@@ -119,4 +137,3 @@ def run_sweep(spec_path, results_path, workers: int | None = None, dask: str | N
             store.append(task["point_id"], by_id[task["point_id"]].config, metrics)
             store.write_csv(ids)
             bar.update(1)
-    return load_results(results_path)

@@ -16,10 +16,14 @@
     [fixed]                      # single values for the other configuration keys
     lookahead = 4
 
-The whole file is validated before anything runs; every mistake is one OptionError line that
-names the file, the key and what is allowed. A point is a flat dict of configuration keys in
-which keys that do not apply to it (a lookahead for an LRU cache, a hardware profile for a
-replay) are None, so that points that would give the same result have the same point_id.
+Configuration keys: policy, mode, capacity, hardware, model, batch_size and alpha; the options
+of every registered policy and mode (lookahead, victim, cache_policy, ways, ...); and any key
+of the hardware profile ("link.h2d_gb_per_s", pcie_scale, ...) or the model (embedding_dim,
+...), which overrides the preset's (simulate points). The whole file is validated before
+anything runs; every mistake is one OptionError line that names the file, the key and what is
+allowed. A point is a flat dict of configuration keys in which keys that do not apply to it (a
+lookahead for an LRU cache, a hardware profile for a replay) are None, so that points that
+would give the same result have the same point_id.
 """
 
 from __future__ import annotations
@@ -28,27 +32,24 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..caches import POLICIES
 from ..errors import OptionError
-from ..hardware import list_hardware
+from ..hardware import is_hardware_key, list_hardware, load_hardware, split_overrides
+from ..options import declared
 from ..pipeline import MODES
-from ..trace.generators import KINDS, parse_pooling, table_rows_from
-from ..workload import list_models, load_model
+from ..trace.generators import KINDS, parse_pooling, pooling_recipe, table_rows_from
+from ..workload import ModelConfig, list_models, load_model
 
-# Configuration keys a point has, in CSV column order.
-CONFIG_KEYS = ("kind", "policy", "mode", "capacity", "lookahead", "victim", "cache_policy",
-               "hardware", "model", "batch_size", "embedding_dim", "pcie_scale", "dram_scale",
-               "hbm_scale", "alpha", "trace", "seed")
+# Configuration keys every point has, in CSV column order; the options of the registered
+# policies and modes follow, then the hardware and model keys the spec overrides.
+CONFIG_KEYS = ("kind", "policy", "mode", "capacity", "hardware", "model", "batch_size", "alpha",
+               "trace", "seed")
 # Keys that change the trace itself (generated traces only).
 TRACE_AXES = ("batch_size", "alpha")
-DEFAULTS = {"lookahead": 4, "victim": "lru", "cache_policy": "lru", "hardware": "h100-pcie5",
-            "model": "dlrm-kaggle", "pcie_scale": 1.0, "dram_scale": 1.0, "hbm_scale": 1.0}
-# Policy options that replay() takes, per policy.
-POLICY_OPTIONS = {"scratchpipe": ("lookahead", "victim"), "oracle": ("lookahead",)}
-VICTIMS = ("lru", "future")
+DEFAULTS = {"hardware": "h100-pcie5", "model": "dlrm-kaggle"}
 TRACE_KEYS = ("path", "generator", "like", "table_rows", "batch_size", "batches", "seed", "alpha",
               "pooling", "permute", "hot_fraction", "hot_share", "drift_batches")
 TOP_KEYS = ("description", "trace", "axes", "fixed")
@@ -83,25 +84,37 @@ VALUE_CHECKS = {
     "policy": (lambda v: v in POLICIES, f"one of {', '.join(POLICIES)}"),
     "mode": (lambda v: v in MODES, f"one of {', '.join(MODES)}"),
     "capacity": (_capacity_ok, "a positive number of rows or a percentage such as \"20%\""),
-    "lookahead": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "victim": (lambda v: v in VICTIMS, f"one of {', '.join(VICTIMS)}"),
-    "cache_policy": (lambda v: v in POLICIES and v not in ("scratchpipe", "oracle"),
-                     "a past-looking policy: lru, fifo, lfu, setassoc, static or belady"),
     "hardware": (_name_ok(list_hardware),
                  f"a hardware preset ({', '.join(list_hardware())}) or a TOML file"),
     "model": (_name_ok(list_models), f"a model preset ({', '.join(list_models())}) or a TOML file"),
     "batch_size": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "embedding_dim": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "pcie_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
-    "dram_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
-    "hbm_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "alpha": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
 }
 
 
+def registered_options() -> dict:
+    """name -> (option, owners) of every registered policy and mode, read when asked."""
+    return declared([*POLICIES.values(), *MODES.values()])
+
+
+def is_override(key: str) -> bool:
+    """Whether a configuration (or results) column overrides a hardware or model key."""
+    return key not in CONFIG_KEYS and (is_hardware_key(key) or key in {
+        f.name for f in fields(ModelConfig)} - {"name", "description", "source"})
+
+
+def _flat(table: dict, prefix: str = "") -> dict:
+    """A TOML table's keys, with the tables of dotted keys flattened ("link.h2d_gb_per_s")."""
+    out = {}
+    for key, value in table.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict)
+                   else {prefix + key: value})
+    return out
+
+
 def point_id(config: dict) -> str:
-    """A stable hash of a point's configuration (16 hex digits)."""
-    text = json.dumps({k: config.get(k) for k in CONFIG_KEYS}, sort_keys=True)
+    """A stable hash of a point's configuration keys that apply to it (16 hex digits)."""
+    text = json.dumps({k: v for k, v in config.items() if v is not None}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -136,19 +149,35 @@ class SweepSpec:
     def _fail(self, key: str, what: str):
         raise OptionError(f"{self.source}: {key}: {what}")
 
-    def _check_table(self, name: str, allowed) -> dict:
+    def _check_table(self, name: str, allowed=None) -> dict:
+        """The table; allowed None: configuration keys, flattened (see _flat)."""
         table = self.data.get(name, {})
         if not isinstance(table, dict):
             self._fail(name, "must be a table ([" + name + "])")
+        if allowed is None:
+            return _flat(table)
         for key in table:
             if key not in allowed:
                 self._fail(f"{name}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
         return table
 
     def _check_value(self, where: str, key: str, value) -> None:
-        check, allowed = VALUE_CHECKS[key]
-        if not check(value):
-            self._fail(where, f"{value!r} is not allowed; give {allowed}")
+        """A base key's value (VALUE_CHECKS), an option's, or an override's with each hardware
+        profile or model the spec uses."""
+        if key in VALUE_CHECKS:
+            check, allowed = VALUE_CHECKS[key]
+            if not check(value):
+                self._fail(where, f"{value!r} is not allowed; give {allowed}")
+            return
+        try:
+            if key in self.options:
+                self.options[key][0].check(value)
+                return
+            hardware, model = split_overrides({key: value})
+            for name in self._values("hardware" if hardware else "model"):
+                (load_hardware if hardware else load_model)(name, {key: value})
+        except OptionError as e:
+            self._fail(where, str(e))
 
     def _validate(self) -> None:
         for key in self.data:
@@ -156,22 +185,26 @@ class SweepSpec:
                 self._fail(key, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
         if "description" in self.data and not isinstance(self.data["description"], str):
             self._fail("description", "must be a string")
-        config_keys = tuple(VALUE_CHECKS)
-        self.axes = self._check_table("axes", config_keys)
-        self.fixed = self._check_table("fixed", config_keys)
-        for key, values in self.axes.items():
-            if not isinstance(values, list) or not values:
-                self._fail(f"axes.{key}", "must be a non-empty list of values")
-            for v in values:
-                self._check_value(f"axes.{key}", key, v)
-            if len(set(map(repr, values))) != len(values):
-                self._fail(f"axes.{key}", "lists a value twice")
-        for key, value in self.fixed.items():
-            if isinstance(value, list):
-                self._fail(f"fixed.{key}", "must be a single value (lists go in [axes])")
-            self._check_value(f"fixed.{key}", key, value)
-            if key in self.axes:
-                self._fail(f"fixed.{key}", "is also an axis; give it in one place")
+        self.options = registered_options()
+        self.axes = self._check_table("axes")
+        self.fixed = self._check_table("fixed")
+        # Base keys first: options and overrides are checked with the values they take.
+        for table, key in sorted([("axes", k) for k in self.axes] + [("fixed", k) for k in
+                                 self.fixed], key=lambda tk: tk[1] not in VALUE_CHECKS):
+            where, value = f"{table}.{key}", getattr(self, table)[key]
+            if key in CONFIG_KEYS and key not in VALUE_CHECKS:
+                self._fail(where, f"unknown key; allowed: {', '.join(VALUE_CHECKS)}, the "
+                                  f"options {', '.join(self.options)}, hardware and model keys")
+            if table == "fixed" and isinstance(value, list):
+                self._fail(where, "must be a single value (lists go in [axes])")
+            if table == "fixed" and key in self.axes:
+                self._fail(where, "is also an axis; give it in one place")
+            if table == "axes" and (not isinstance(value, list) or not value):
+                self._fail(where, "must be a non-empty list of values")
+            for v in value if table == "axes" else [value]:
+                self._check_value(where, key, v)
+            if table == "axes" and len(set(map(repr, value))) != len(value):
+                self._fail(where, "lists a value twice")
         given = set(self.axes) | set(self.fixed)
         if {"policy", "mode"} <= given:
             self._fail("policy", "a sweep replays policies or simulates modes, not both; "
@@ -264,15 +297,21 @@ class SweepSpec:
             self._fail(where, f"{like!r}: {e}")
 
     # -- the grid ------------------------------------------------------------------------------
-    def _recipe(self, cfg: dict) -> dict:
+    def _recipe(self, cfg: dict, model: ModelConfig) -> dict:
         t = self.trace
-        rows = self.table_rows if self.table_rows is not None else self._rows_like(
-            cfg["model"], "model")
+        # A trace made for each point's model draws its bags as the model does.
+        shape = {"pooling": 1, "multi_hot": "independent"}
+        if self.table_rows is None:
+            shape = model.generator_options()
+        rows = self.table_rows if self.table_rows is not None else shape["table_rows"]
+        pooling = t.get("pooling", shape["pooling"])
         recipe = {"generator": t["generator"], "table_rows": rows,
                   "batch_size": cfg["batch_size"], "batches": t["batches"],
                   "seed": t.get("seed", 0), "alpha": cfg["alpha"],
-                  "pooling": list(parse_pooling(t.get("pooling", 1))),
+                  "pooling": pooling_recipe(*parse_pooling(pooling, len(rows))),
                   "permute": t.get("permute", True)}
+        if shape["multi_hot"] != "independent":
+            recipe["multi_hot"] = shape["multi_hot"]
         if t["generator"] == "drift":
             recipe.update(hot_fraction=t.get("hot_fraction", 0.05),
                           hot_share=t.get("hot_share", 0.9),
@@ -282,56 +321,55 @@ class SweepSpec:
     def points(self) -> list[Point]:
         """The grid in a fixed order (the last axis varies fastest), each point once."""
         keys = list(self.axes)
+        overrides = [k for k in {**self.fixed, **self.axes} if k not in VALUE_CHECKS
+                     and k not in self.options]
         out, seen = [], set()
         for values in itertools.product(*(self.axes[k] for k in keys)):
-            cfg = {k: None for k in CONFIG_KEYS}
+            cfg = dict.fromkeys([*CONFIG_KEYS, *self.options, *overrides])
             cfg.update(DEFAULTS)
             cfg.update(self.fixed)
             cfg.update(zip(keys, values))
             cfg["kind"] = self.kind
-            point = self._point(cfg)
+            point = self._point(cfg, overrides)
             if point.id not in seen:
                 seen.add(point.id)
                 out.append(point)
         return out
 
-    def _point(self, cfg: dict) -> Point:
+    def _point(self, cfg: dict, overrides: list) -> Point:
         kind = cfg["kind"]
         recipe = None
         if "path" in self.trace:
             cfg["trace"] = self.trace["path"]  # as written, so results can move with the spec
             cfg["alpha"] = cfg["batch_size"] = None
         else:
+            # The point's model, with the spec's overrides of its keys (a pooling axis shapes
+            # the trace, not only the model).
+            model = load_model(cfg["model"], split_overrides(
+                {k: cfg[k] for k in overrides if cfg[k] is not None})[1])
             if cfg["batch_size"] is None:
-                cfg["batch_size"] = self.trace.get("batch_size",
-                                                   load_model(cfg["model"]).batch_size)
+                cfg["batch_size"] = self.trace.get("batch_size", model.batch_size)
             if cfg["alpha"] is None:
                 cfg["alpha"] = self.trace.get("alpha", 1.05)
-            recipe = self._recipe(cfg)
+            recipe = self._recipe(cfg, model)
             cfg["trace"] = recipe_hash(recipe)
             cfg["seed"] = recipe["seed"]
         # Keys that do not apply to this point are None (see the module docstring).
         model_makes_trace = recipe is not None and self.table_rows is None
-        if kind in ("replay", "stats"):
-            for k in ("mode", "cache_policy", "hardware", "embedding_dim", "pcie_scale",
-                      "dram_scale", "hbm_scale"):
+        owner = {"replay": POLICIES.get(cfg["policy"]), "simulate": MODES.get(cfg["mode"])}
+        own = {o.name: o.default for o in getattr(owner.get(kind), "options", ())}
+        for name in self.options:  # the owner's options, given or by default
+            cfg[name] = (own[name] if cfg[name] is None else cfg[name]) if name in own else None
+        if kind != "simulate":
+            for k in ("mode", "hardware", *overrides):
                 cfg[k] = None
             if not model_makes_trace:
                 cfg["model"] = None
         if kind == "stats":
-            cfg["policy"] = cfg["capacity"] = cfg["lookahead"] = cfg["victim"] = None
-        elif kind == "replay":
-            options = POLICY_OPTIONS.get(cfg["policy"], ())
-            cfg["lookahead"] = cfg["lookahead"] if "lookahead" in options else None
-            cfg["victim"] = cfg["victim"] if "victim" in options else None
-        else:
-            mode = cfg["mode"]
+            cfg["policy"] = cfg["capacity"] = None
+        elif kind == "simulate":
             cfg["policy"] = None
-            if mode != "scratchpipe":
-                cfg["lookahead"] = cfg["victim"] = None
-            if mode != "cache":
-                cfg["cache_policy"] = None
-            if not MODES[mode].uses_cache:
+            if not MODES[cfg["mode"]].uses_cache:
                 cfg["capacity"] = None
         return Point(cfg, recipe, tables_from_trace="table_rows" in self.trace)
 
@@ -348,4 +386,5 @@ def load_spec(path) -> SweepSpec:
     return SweepSpec(data, str(path))
 
 
-__all__ = ["CONFIG_KEYS", "Point", "SweepSpec", "load_spec", "point_id", "recipe_hash"]
+__all__ = ["CONFIG_KEYS", "Point", "SweepSpec", "is_override", "load_spec", "point_id",
+           "recipe_hash", "registered_options"]

@@ -3,11 +3,13 @@
 A line holds a click label (0 or 1), 13 integer columns and 26 hexadecimal categorical
 columns, separated by tabs; an empty field is a missing value. The unlabelled test layout
 has the same columns without the label. The 26 categorical columns become tables C1..C26;
-a missing value is row 0 of its table.
+a missing value counts as the value 0, as in facebookresearch/dlrm's preprocessing, so a
+table has as many rows as dlrm counts for it (a sample fits a model made from dlrm's counts).
 
 The reader streams the files in blocks of whole lines and parses each block in a numba
 kernel; memory use is one block and its parsed values plus the id maps, which grow with the
-number of distinct values, never with the file size.
+number of distinct values, never with the file size. A file compressed with gzip, bzip2, xz
+or zstd (day_0.gz, ...; told by its content) is decompressed as it is read.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Sequence
 import numba
 import numpy as np
 
+from .._atomic import atomic_open
 from .._progress import progress
 from ..errors import InputError, OptionError
+from ._compressed import open_input
 from .format import Trace, TraceWriter
 from .generators import _draw_rank, _zipf_constants
 
@@ -63,9 +67,9 @@ def _parse_lines(buf, pos, line, n_columns, labels, dense, ids, maps, shifts, us
     """Parse the lines of buf (whole lines, the last ending in a newline) from byte pos, the
     start of line number `line` of the block, into labels, dense and ids (one row per line).
 
-    Ids: 0 for a missing value; with modulus > 0, 1 + value % modulus; else the value's
-    number in first-seen order, from the open-addressing map of each table: slot h holds a
-    value at maps[t][2h] and its number at maps[t][2h + 1] (0 for an empty slot), so a probe
+    Ids (a missing value is the value 0): with modulus > 0, value % modulus; else the value's
+    number in first-seen order from 0, from the open-addressing map of each table: slot h holds
+    a value at maps[t][2h] and its number + 1 at maps[t][2h + 1] (0 for an empty slot), so a probe
     touches one cache line. A map is never grown here: when table t holds limits[t] values and
     a new one comes, the kernel stops with _GROW; after the caller grows the map, parsing
     resumes at the start of that line (its values already inserted are found again).
@@ -127,11 +131,9 @@ def _parse_lines(buf, pos, line, n_columns, labels, dense, ids, maps, shifts, us
         # The 26 lookups of a line back to back, so that their cache misses overlap: a
         # third faster than looking each value up as soon as it is parsed.
         for t in range(NUM_CATEGORICAL):
-            v = raw[t]
-            if not present[t]:
-                ids[line, t] = 0
-            elif modulus > 0:
-                ids[line, t] = np.int64(v % modulus) + 1
+            v = raw[t] if present[t] else np.uint64(0)
+            if modulus > 0:
+                ids[line, t] = np.int64(v % modulus)
             else:
                 m = maps[t]
                 mask = m.shape[0] // 2 - 1
@@ -143,10 +145,10 @@ def _parse_lines(buf, pos, line, n_columns, labels, dense, ids, maps, shifts, us
                         used[t] += 1
                         m[2 * h] = v
                         m[2 * h + 1] = used[t]
-                        ids[line, t] = used[t]
+                        ids[line, t] = used[t] - 1
                         break
                     if m[2 * h] == v:
-                        ids[line, t] = m[2 * h + 1]
+                        ids[line, t] = m[2 * h + 1] - 1
                         break
                     h = (h + 1) & mask
         line += 1
@@ -188,30 +190,29 @@ class _FirstSeenIds:
         self.limits[t] = int(slots * _MAX_LOAD)
 
     def rows(self) -> list[int]:
-        return (self.used + 1).tolist()
+        return self.used.tolist()
 
 
-def _blocks(path: Path, block_bytes: int):
+def _blocks(f, block_bytes: int):
     """Yield (bytes of whole lines as a uint8 array, whether a newline was added after an
-    unterminated last line). The buffer holds one block, or one line where a line is longer
-    than a block."""
+    unterminated last line) from the binary stream f. The buffer holds one block, or one line
+    where a line is longer than a block."""
     buf = bytearray(block_bytes)
     fill = 0  # bytes of an unfinished line carried over from the last read
-    with open(path, "rb") as f:
-        while True:
-            if fill == len(buf):
-                bigger = bytearray(2 * len(buf))
-                bigger[:fill] = buf
-                buf = bigger
-            got = f.readinto(memoryview(buf)[fill:])
-            if got == 0:
-                break
-            end = fill + got
-            cut = buf.rfind(b"\n", 0, end) + 1
-            if cut:
-                yield np.frombuffer(buf, np.uint8, cut), False
-            buf[:end - cut] = buf[cut:end]
-            fill = end - cut
+    while True:
+        if fill == len(buf):
+            bigger = bytearray(2 * len(buf))
+            bigger[:fill] = buf
+            buf = bigger
+        got = f.readinto(memoryview(buf)[fill:])
+        if got == 0:
+            break
+        end = fill + got
+        cut = buf.rfind(b"\n", 0, end) + 1
+        if cut:
+            yield np.frombuffer(buf, np.uint8, cut), False
+        buf[:end - cut] = buf[cut:end]
+        fill = end - cut
     if fill:
         if fill == len(buf):  # a new buffer: the last block's array may still view this one
             bigger = bytearray(fill + 1)
@@ -219,6 +220,15 @@ def _blocks(path: Path, block_bytes: int):
             buf = bigger
         buf[fill] = _NEWLINE
         yield np.frombuffer(buf, np.uint8, fill + 1), True
+
+
+def _file_blocks(path: Path, block_bytes: int):
+    """_blocks of a file, decompressed where it is compressed, each with the bytes of the
+    file read so far."""
+    f, position = open_input(path)
+    with f:
+        for buf, unterminated in _blocks(f, block_bytes):
+            yield buf, unterminated, position()
 
 
 def _columns(line: bytes) -> int:
@@ -287,8 +297,12 @@ def _check_files(files) -> list[Path]:
 
 
 def _detect_columns(path: Path) -> int:
-    with open(path, "rb") as f:
+    f, _ = open_input(path)
+    with f:
         first = f.readline(_FIRST_LINE_LIMIT)
+    if not first:
+        raise InputError(f"{path}: the file decompresses to nothing; give a Criteo TSV file "
+                         "with one sample per line")
     if len(first) == _FIRST_LINE_LIMIT and not first.endswith(b"\n"):
         raise InputError(f"{path}:1: the line is longer than {_FIRST_LINE_LIMIT} bytes; give a "
                          "Criteo TSV file (about 40 short fields a line)")
@@ -302,17 +316,19 @@ def _detect_columns(path: Path) -> int:
 def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None = None,
                   show_progress: bool = True, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Trace:
     """Import Criteo Kaggle/Terabyte TSV files, read in order as one trace, and write it to
-    path. Tables C1..C26 have one lookup per sample; the labels and the 13 integer columns
-    (missing = 0) go to the trace's labels and dense features.
+    path. Each file may be compressed with gzip, bzip2, xz or zstd (told by its content, not
+    its name: day_0.gz or day_0), and is decompressed as it is read; the progress bar counts
+    the files' own bytes. Tables C1..C26 have one lookup per sample; the labels and the 13
+    integer columns (missing = 0) go to the trace's labels and dense features.
 
-    Ids: by default each table numbers its distinct values in first-seen order from row 1
-    (rows = 1 + distinct values). With max_rows_per_table=M every table has M rows and a
-    value v goes to row 1 + v mod (M - 1), as DLRM's max_ind_range. Row 0 holds missing
-    values. block_bytes sets the size of the read blocks (memory use, not the result)."""
+    Ids: by default each table numbers its distinct values in first-seen order from row 0
+    (rows = distinct values; a missing value is the value 0, as in dlrm). With
+    max_rows_per_table=M every table has M rows and a value v goes to row v mod M, as dlrm's
+    --max-ind-range. block_bytes sets the size of the read blocks (memory use, not the result)."""
     paths = _check_files(files)
-    if max_rows_per_table is not None and not 2 <= max_rows_per_table < 2**31:
-        raise OptionError(f"max rows per table must be in [2, 2**31) (row 0 holds missing "
-                          f"values), got {max_rows_per_table}")
+    if max_rows_per_table is not None and not 1 <= max_rows_per_table < 2**31:
+        raise OptionError(f"max rows per table must be in [1, 2**31), got "
+                          f"{max_rows_per_table}")
     if block_bytes <= 0:
         raise OptionError(f"block size must be positive, got {block_bytes}")
     n_columns = _detect_columns(paths[0])
@@ -322,16 +338,18 @@ def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None =
                   "max_rows_per_table": max_rows_per_table}
     # With hashing the maps are unused; the kernel still takes them (one slot each).
     id_map = _FirstSeenIds(NUM_CATEGORICAL, slots=1 if max_rows_per_table else _INITIAL_SLOTS)
-    modulus = np.uint64(max_rows_per_table - 1 if max_rows_per_table else 0)
-    total_bytes = sum(p.stat().st_size for p in paths)
+    modulus = np.uint64(max_rows_per_table or 0)
+    sizes = [p.stat().st_size for p in paths]  # the progress counts the files' own bytes
+    counted = 0  # bytes of the files counted by the progress bar so far
     lines_max = 0  # lines the per-block outputs have room for
     with TraceWriter(path, TABLE_NAMES, batch_size, provenance, labels=labelled,
                      dense_features=NUM_DENSE) as writer, \
-            progress(total=total_bytes, unit="B", desc="import criteo",
+            progress(total=sum(sizes), unit="B", desc="import criteo",
                      enabled=show_progress) as bar:
-        for p in paths:
+        for p, size in zip(paths, sizes):
             lines_before = 0
-            for buf, unterminated in _blocks(p, block_bytes):
+            start = counted
+            for buf, unterminated, read in _file_blocks(p, block_bytes):
                 # Room for the most lines a block can hold (a line has n_columns bytes or
                 # more); only the pages of the lines parsed are ever touched.
                 if len(buf) // n_columns + 1 > lines_max:
@@ -355,7 +373,10 @@ def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None =
                 writer.append(ids[:line].reshape(-1), labels=labels[:line] if labelled else None,
                               dense=dense[:line])
                 lines_before += line
-                bar.update(len(buf) - unterminated)
+                bar.update(start + read - counted)
+                counted = start + read
+            bar.update(start + size - counted)
+            counted = start + size
         rows = [max_rows_per_table] * NUM_CATEGORICAL if max_rows_per_table else id_map.rows()
         return writer.close(table_rows=rows)
 
@@ -433,10 +454,12 @@ def _format_lines(seed, n_lines, labelled, rows, alpha, salts, missing_prob, den
 
 def write_criteo_like(path, num_lines: int, seed: int = 0, table_rows: Sequence[int] | None = None,
                       alpha=1.05, missing_prob: float = 0.02, labelled: bool = True) -> None:
-    """Write a seeded file in the Criteo TSV format (never Criteo's data): per table a
-    Zipf(alpha) draw over table_rows[t] distinct 8-hex-digit values (default: Criteo Kaggle's
-    cardinalities capped at LIKE_ROWS_CAP), each field missing with probability
-    missing_prob, small non-negative integers, labels 0/1 (or the unlabelled test layout).
+    """Write a seeded file in the Criteo TSV format (never Criteo's data): per table at most
+    table_rows[t] distinct values as import_criteo and dlrm count them (default: Criteo
+    Kaggle's cardinalities capped at LIKE_ROWS_CAP): each field missing with probability
+    missing_prob (missing being one of the values), else a Zipf(alpha) draw over the other
+    8-hex-digit values; small non-negative integers, labels 0/1 (or the unlabelled test
+    layout).
     The same arguments give the same file, byte for byte."""
     rows = np.array(table_rows if table_rows is not None else
                     [min(r, LIKE_ROWS_CAP) for r in KAGGLE_TABLE_ROWS], dtype=np.int64)
@@ -458,17 +481,12 @@ def write_criteo_like(path, num_lines: int, seed: int = 0, table_rows: Sequence[
     # Distinct salts keep the tables' values apart; the bijection keeps a table's apart.
     salts = (np.arange(NUM_CATEGORICAL, dtype=np.uint64) * np.uint64(0x9E3779B9)) \
         & np.uint64(0xFFFFFFFF)
+    drawn = np.maximum(1, rows - (missing_prob > 0))  # the values besides missing
     out = np.empty(_WRITE_BLOCK_LINES * _MAX_LINE_BYTES, dtype=np.uint8)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            for block, first in enumerate(range(0, num_lines, _WRITE_BLOCK_LINES)):
-                n = min(_WRITE_BLOCK_LINES, num_lines - first)
-                block_seed = int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
-                k = _format_lines(block_seed, n, labelled, rows, alphas, salts,
-                                  float(missing_prob), _DENSE_MEANS, out)
-                f.write(out[:k])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        for block, first in enumerate(range(0, num_lines, _WRITE_BLOCK_LINES)):
+            n = min(_WRITE_BLOCK_LINES, num_lines - first)
+            block_seed = int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
+            k = _format_lines(block_seed, n, labelled, drawn, alphas, salts,
+                              float(missing_prob), _DENSE_MEANS, out)
+            f.write(out[:k])

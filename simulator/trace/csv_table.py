@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._progress import progress
 from ..errors import InputError, OptionError
+from ._compressed import open_input
 from .format import Trace, TraceWriter
 
 # Bytes of whole lines parsed at a time: small enough that a block's parsed strings stay
@@ -45,7 +46,8 @@ def import_csv(file, output, *, columns: Sequence, batch_size: int, sep: str = "
     quotes as part of the token). Blank lines are skipped. An empty field is a token like any
     other (it gets its own row; there is no reserved missing-value row). Every non-blank line
     must have as many fields as the first line. Tokens are compared as raw bytes, so any
-    text encoding works.
+    text encoding works. The file may be compressed with gzip, bzip2, xz or zstd (told by its
+    content, not its name); it is decompressed as it is read.
 
     Without sort_by, the file is streamed: memory holds one block of lines and the distinct
     tokens of each chosen column. With sort_by (a column name or number), samples are ordered
@@ -63,7 +65,8 @@ def import_csv(file, output, *, columns: Sequence, batch_size: int, sep: str = "
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise InputError(f"{path} {what}; give the path of a CSV file")
-    with open(path, "rb") as f:
+    f, position = open_input(path)
+    with f:
         first_line_number, first_line = _first_line(f, path)
         first_fields = first_line.rstrip(b"\r\n").split(sep_bytes)
         num_fields = len(first_fields)
@@ -91,19 +94,20 @@ def import_csv(file, output, *, columns: Sequence, batch_size: int, sep: str = "
                 progress(total=path.stat().st_size, unit="B", desc=f"import {path.name}",
                          enabled=show_progress) as bar:
             if sort_column is None:
-                for frame, size in parse.frames(blocks):
+                for frame, _ in parse.frames(blocks):
                     ids = np.stack([_global_ids(frame[i], token_ids[i]) for i in chosen], axis=1)
                     writer.append(ids.ravel(), pooling=1)
-                    bar.update(size)
+                    bar.update(position() - bar.n)  # the file's own (compressed) bytes
             else:
                 codes: dict[int, list] = {i: [] for i in read}
-                for frame, size in parse.frames(blocks):
+                for frame, _ in parse.frames(blocks):
                     for i in read:
                         codes[i].append(_global_ids(frame[i], token_ids[i]))
-                    bar.update(size)
+                    bar.update(position() - bar.n)
                 if codes[read[0]]:
                     _write_sorted(writer, {i: np.concatenate(c) for i, c in codes.items()},
                                   token_ids, chosen, sort_column)
+            bar.update(position() - bar.n)
             if writer.samples == 0:
                 raise InputError(f"{path} has no data lines; give a file with at least one "
                                  "line of values")

@@ -24,6 +24,14 @@ from .._progress import progress
 from .format import Trace, TraceWriter
 
 KINDS = ("zipf", "uniform", "drift")
+# How the ids of one bag are drawn:
+#   independent  every id from the generator's distribution;
+#   mlperf       the first id from it, the others that row's companions: rows drawn uniformly
+#                once per (table, row, position), so a bag is a fixed function of its first id,
+#                as MLPerf DLRM-DCNv2 makes its multi-hot Criteo (mlcommons/training
+#                recommendation_v2/torchrec_dlrm: materialize_synthetic_multihot_dataset.py with
+#                --multi_hot_distribution_type uniform). A hot first id makes its companions hot.
+MULTI_HOT = ("independent", "mlperf")
 _BLOCK_LOOKUPS = 1 << 21
 
 
@@ -91,15 +99,29 @@ def _draw_rank(n, s, hx1, hn, shortcut):
     return _zipf_rank(n, s, hx1, hn, shortcut)
 
 
+@numba.njit(cache=True, inline="always")
+def _companion(key, row, j, n):
+    """The j-th companion row of `row` in a table of n rows: a uniform draw fixed per (table
+    key, row, j), by splitmix64's finalizer, so it costs no memory and repeats every time."""
+    z = numba.uint64(key) ^ (numba.uint64(row) * numba.uint64(0x9E3779B97F4A7C15)) \
+        ^ (numba.uint64(j) * numba.uint64(0xBF58476D1CE4E5B9))
+    z = (z ^ (z >> numba.uint64(30))) * numba.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> numba.uint64(27))) * numba.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> numba.uint64(31))
+    return numba.int64(z % numba.uint64(n))
+
+
 @numba.njit(cache=True)
 def _fill_block(seed, first_batch, n_samples, rows, alpha, mult, add, pool_lo, pool_hi,
-                hot_rows, hot_share, drift_batches, batch_size, lengths, out):
+                companions, keys, hot_rows, hot_share, drift_batches, batch_size, lengths, out):
     """Draw lengths and local ids of n_samples samples (sample-major) for every table.
 
     hot_rows[t] == 0: plain Zipf(alpha) over the whole table (alpha 0 = uniform).
     hot_rows[t] > 0: drift: with probability hot_share a Zipf(alpha) rank inside a hot set of
     hot_rows[t] rows that advances by its own size every drift_batches batches; otherwise a
     uniformly drawn row of the whole table.
+    A bag of table t has a size in pool_lo[t]..pool_hi[t]. companions: its first id is drawn
+    as above and the others are that row's companions (see MULTI_HOT); else every id is drawn.
     Returns the number of ids written."""
     np.random.seed(seed)
     T = rows.shape[0]
@@ -114,13 +136,17 @@ def _fill_block(seed, first_batch, n_samples, rows, alpha, mult, add, pool_lo, p
     for i in range(n_samples):
         batch = first_batch + i // batch_size
         for t in range(T):
-            if pool_lo == pool_hi:
-                p = pool_lo
+            if pool_lo[t] == pool_hi[t]:
+                p = pool_lo[t]
             else:
-                p = np.random.randint(pool_lo, pool_hi + 1)
+                p = np.random.randint(pool_lo[t], pool_hi[t] + 1)
             lengths[i, t] = p
             n = rows[t]
-            for _ in range(p):
+            for j in range(p):
+                if companions and j > 0:
+                    out[k] = _companion(keys[t], out[k - j], j, n)
+                    k += 1
+                    continue
                 if hot_rows[t] > 0:
                     if np.random.random() < hot_share:
                         h = hot_rows[t]
@@ -164,29 +190,67 @@ def _scatter_params(rows: np.ndarray, seed: int, permute: bool):
     return mult, add
 
 
-def parse_pooling(pooling) -> tuple[int, int]:
-    """A pooling factor: an int P, a 'P' string, a 'LO-HI' string or a (LO, HI) pair."""
-    if isinstance(pooling, str):
-        parts = pooling.split("-")
-        try:
-            lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (None, None)
-        except ValueError:
-            lo = hi = None
-        if lo is None:
-            raise OptionError(f"--pooling {pooling!r}: give a bag size P or a range LO-HI")
-    elif isinstance(pooling, (tuple, list)):
-        lo, hi = int(pooling[0]), int(pooling[1])
-    else:
-        lo = hi = int(pooling)
+def _bag_range(value, where: str) -> tuple[int, int]:
+    """One table's bag size: an int P, a 'P' or 'LO-HI' string, or a (LO, HI) pair."""
+    try:
+        if isinstance(value, str):
+            parts = value.strip().split("-")
+            if not 1 <= len(parts) <= 2:
+                raise ValueError
+            lo, hi = int(parts[0]), int(parts[-1])
+        elif isinstance(value, tuple) and len(value) == 2:
+            lo, hi = int(value[0]), int(value[1])
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            lo = hi = int(value)
+        else:
+            raise ValueError
+    except ValueError:
+        raise OptionError(f"{where} {value!r}: give a bag size P or a range LO-HI") from None
     if lo <= 0 or hi < lo:
-        raise OptionError(f"pooling {pooling!r} must be a positive size or a range LO-HI with "
+        raise OptionError(f"{where} {value!r} must be a positive size or a range LO-HI with "
                           "1 <= LO <= HI")
     return lo, hi
 
 
+def parse_pooling(pooling, num_tables: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bag sizes per table, (lo, hi) arrays: sizes are drawn uniformly in lo..hi per bag.
+
+    pooling: one value for every table (an int P, 'P', 'LO-HI' or a (LO, HI) tuple), or one
+    per table (a list, or a 'P1,P2,...' string, each entry a P or LO-HI). num_tables: the
+    count a per-table list must have (None: any count, for checking a spec alone)."""
+    if isinstance(pooling, str) and "," in pooling:
+        pooling = pooling.split(",")
+    if isinstance(pooling, (list, np.ndarray)):
+        if num_tables is not None and len(pooling) != num_tables:
+            raise OptionError(f"pooling lists {len(pooling)} bag sizes for {num_tables} tables; "
+                              "give one size for all or one per table")
+        if len(pooling) == 0:
+            raise OptionError("pooling lists no bag sizes; give one size or one per table")
+        pairs = [_bag_range(v, f"pooling of table {t}") for t, v in enumerate(pooling)]
+    else:
+        pairs = [_bag_range(pooling, "pooling")] * (num_tables or 1)
+    lo, hi = (np.array(x, dtype=np.int64) for x in zip(*pairs))
+    return lo, hi
+
+
+def pooling_recipe(lo: np.ndarray, hi: np.ndarray) -> list:
+    """The bag sizes as a trace's recipe records them: [LO, HI] when every table has the same,
+    else one [LO, HI] per table."""
+    if (lo == lo[0]).all() and (hi == hi[0]).all():
+        return [int(lo[0]), int(hi[0])]
+    return [[int(a), int(b)] for a, b in zip(lo, hi)]
+
+
+def pooling_from_recipe(recorded: list):
+    """What pooling_recipe recorded, as parse_pooling takes it."""
+    if all(isinstance(x, list) for x in recorded):
+        return [tuple(x) for x in recorded]
+    return tuple(recorded)
+
+
 def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_batches: int,
-             seed: int = 0, alpha=1.05, pooling=1, permute: bool = True,
-             hot_fraction: float = 0.05, hot_share: float = 0.9, drift_batches: int = 100,
+             seed: int = 0, alpha=1.05, pooling=1, multi_hot: str = "independent",
+             permute: bool = True, hot_fraction: float = 0.05, hot_share: float = 0.9, drift_batches: int = 100,
              table_names: Sequence[str] | None = None, show_progress: bool = True) -> Trace:
     """Generate a synthetic trace and write it to path.
 
@@ -194,7 +258,8 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
     'drift' (a fraction hot_fraction of each table's rows, the hot set, takes hot_share of
     the lookups with Zipf(alpha) inside it, and moves by its own size every drift_batches
     batches; the rest are uniform over the table).
-    pooling: a bag size, or (LO, HI) / 'LO-HI' for sizes drawn uniformly per bag."""
+    pooling: bag sizes, one for all tables or one per table (see parse_pooling).
+    multi_hot: how a bag's ids are drawn (see MULTI_HOT)."""
     if kind not in KINDS:
         raise OptionError(f"unknown generator {kind!r}; choose one of {', '.join(KINDS)}")
     rows = np.array([int(r) for r in table_rows], dtype=np.int64)
@@ -213,7 +278,9 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
     alphas = np.zeros(T) if kind == "uniform" else _per_table(alpha, T, "alpha")
     if (alphas < 0).any() or not np.isfinite(alphas).all():
         raise OptionError(f"alpha must be >= 0 (0 is uniform), got {alpha}")
-    pool_lo, pool_hi = parse_pooling(pooling)
+    pool_lo, pool_hi = parse_pooling(pooling, T)
+    if multi_hot not in MULTI_HOT:
+        raise OptionError(f"multi-hot {multi_hot!r}: choose one of {', '.join(MULTI_HOT)}")
     hot_rows = np.zeros(T, dtype=np.int64)
     if kind == "drift":
         if not 0 < hot_fraction <= 1:
@@ -227,11 +294,14 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
     names = list(table_names) if table_names else [f"t{i}" for i in range(T)]
     recipe = {"generator": kind, "table_rows": rows.tolist(), "batch_size": int(batch_size),
               "num_batches": int(num_batches), "alpha": alphas.tolist(),
-              "pooling": [pool_lo, pool_hi], "permute": bool(permute)}
+              "pooling": pooling_recipe(pool_lo, pool_hi), "permute": bool(permute)}
+    if multi_hot != "independent":
+        recipe["multi_hot"] = multi_hot
     if kind == "drift":
         recipe.update(hot_fraction=hot_fraction, hot_share=hot_share, drift_batches=drift_batches)
     provenance = {"source": "generator", "recipe": recipe, "seed": int(seed)}
-    lookups_per_sample = T * pool_hi
+    lookups_per_sample = int(pool_hi.sum())
+    companion_keys = np.random.SeedSequence([seed, 0xB465]).generate_state(T, np.uint64)
     block_batches = max(1, _BLOCK_LOOKUPS // (batch_size * lookups_per_sample))
     total_samples = int(num_batches) * int(batch_size)
     with TraceWriter(path, names, batch_size, provenance, table_rows=rows.tolist()) as w, \
@@ -244,6 +314,7 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
             out = np.empty(ns * lookups_per_sample, dtype=np.int64)
             block_seed = int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
             k = _fill_block(block_seed, b0, ns, rows, alphas, mult, add, pool_lo, pool_hi,
+                            multi_hot == "mlperf", companion_keys,
                             hot_rows, float(hot_share), int(drift_batches), int(batch_size),
                             lengths, out)
             w.append(out[:k].astype(np.int32), lengths)

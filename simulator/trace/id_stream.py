@@ -8,6 +8,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import InputError
+from ._compressed import detect_compression
 from .format import Trace, TraceWriter
 
 # Ids per streamed chunk: 4M ids keep a chunk and the writer's derived arrays near 100 MB.
@@ -45,8 +46,13 @@ def _open_ids(path: Path) -> np.ndarray:
         what = "is a directory" if path.is_dir() else "does not exist"
         raise InputError(f"{path} {what}; give a .npy file of row ids")
     with open(path, "rb") as f:
-        if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
-            raise InputError(f"{path} is not a .npy file; save the ids with numpy.save(path, ids)")
+        magic = f.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:
+        kind = detect_compression(path)
+        if kind:
+            raise InputError(f"{path} is {kind}-compressed; decompress it first (the ids are "
+                             "memory-mapped, which needs a plain .npy file)")
+        raise InputError(f"{path} is not a .npy file; save the ids with numpy.save(path, ids)")
     try:
         ids = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError) as e:

@@ -248,6 +248,9 @@ class TraceStats:
     per_table_coverage_top10pct: list[float | None]
     per_table_coverage_top20pct: list[float | None]
     per_table_zipf_alpha: list[float | None]
+    per_table_pooling_mean: list[float]  # lookups per sample (bag size)
+    per_table_pooling_min: list[int]
+    per_table_pooling_max: list[int]
     reuse_distance: list[dict]  # {"lo", "hi", "count"}: distances lo..hi batches
     reuse_cold: int  # first uses of a row
     working_set: dict[int, int]  # W -> largest distinct rows in W + 1 consecutive batches
@@ -285,11 +288,15 @@ class TraceStats:
         if self.tables <= 30:
             name_w = max(5, *(len(n) for n in self.table_names))
             lines += ["", f"{'table':<{name_w}}  {'rows':>13}  {'lookups':>15}  "
-                          f"{'distinct':>13}  {'top 10%':>7}  {'alpha':>6}"]
+                          f"{'pooling':>13}  {'distinct':>13}  {'top 10%':>7}  {'alpha':>6}"]
             for t in range(self.tables):
+                lo, hi = self.per_table_pooling_min[t], self.per_table_pooling_max[t]
+                pooling = (f"{lo}" if lo == hi else
+                           f"{self.per_table_pooling_mean[t]:.1f} ({lo}-{hi})")
                 lines.append(
                     f"{self.table_names[t]:<{name_w}}  {self.per_table_rows[t]:>13,}  "
-                    f"{self.per_table_lookups[t]:>15,}  {self.per_table_distinct[t]:>13,}  "
+                    f"{self.per_table_lookups[t]:>15,}  {pooling:>13}  "
+                    f"{self.per_table_distinct[t]:>13,}  "
                     f"{pct(self.per_table_coverage_top10pct[t]):>7}  "
                     f"{num(self.per_table_zipf_alpha[t]):>6}")
         # Shares of all (batch, distinct row) pairs; max(1, .) keeps a trace without lookups.
@@ -336,7 +343,13 @@ def trace_stats(trace: Trace, windows: Iterable[int] = DEFAULT_WINDOWS,
     distance_bins = _distance_bins(trace.num_batches)
     reuse_hist = np.zeros(int(distance_bins[-1]) + 1, dtype=np.int64)
     working_set = np.zeros(len(window_arr), dtype=np.int64)
+    pooling_min = np.full(trace.num_tables, np.iinfo(np.int64).max, dtype=np.int64)
+    pooling_max = np.zeros(trace.num_tables, dtype=np.int64)
     for chunk in trace.chunks(max_lookups=max_lookups):
+        if chunk.num_samples:
+            lengths = chunk.lengths
+            np.minimum(pooling_min, lengths.min(axis=0), out=pooling_min)
+            np.maximum(pooling_max, lengths.max(axis=0), out=pooling_max)
         _scan_chunk(chunk.ids, chunk.batch_ptr, chunk.first_batch, row_state, ring, window_arr,
                     unique_per_batch, distance_bins, reuse_hist, working_set)
     counts = row_state[:, 0]
@@ -384,6 +397,9 @@ def trace_stats(trace: Trace, windows: Iterable[int] = DEFAULT_WINDOWS,
         per_table_coverage_top10pct=table_coverage[10],
         per_table_coverage_top20pct=table_coverage[20],
         per_table_zipf_alpha=[_zipf_alpha(v, r) for v, r in table_hists],
+        per_table_pooling_mean=[n / max(1, trace.num_samples) for n in per_table_lookups],
+        per_table_pooling_min=[int(x) if trace.num_samples else 0 for x in pooling_min],
+        per_table_pooling_max=[int(x) for x in pooling_max],
         reuse_distance=reuse_distance,
         reuse_cold=unique_rows,  # every distinct row has exactly one first use
         working_set={w: size_by_window[w] for w in ordered_windows},

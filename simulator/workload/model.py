@@ -9,18 +9,33 @@ A model file is flat (so `trace generate --like FILE` finds `table_rows` at the 
     bottom_mlp = [13, 512, 256, 64, 16]   # dense features, then each layer's width
     top_mlp = [512, 256, 1]           # each layer's width; the input width follows from the
                                       # interaction, as in facebookresearch/dlrm
-    interaction = "dot"               # 'dot' (pairwise dot products) or 'cat' (concatenation)
+    interaction = "dot"               # 'dot' (pairwise dot products), 'cat' (concatenation)
+                                      # or 'dcn' (DCNv2 low-rank cross network)
+    dcn_layers = 3                    # optional, dcn only: cross layers (default 3)
+    dcn_rank = 512                    # optional, dcn only: their low rank (default 512)
     batch_size = 4096                 # samples per iteration, for traces made --like this model
     dtype = "fp32"                    # embedding storage: fp32, fp16 or bf16
     optimizer = "sgd"                 # sgd, adagrad or rowwise-adagrad (see OPTIMIZER_STATE)
     mlp_precision = "fp32"            # optional (default: dtype): fp32, tf32, fp16 or bf16
-    pooling = 1                       # optional, informational: the trace decides
-    table_rows = [1460, 583, ...]     # optional: checked against a trace by check_trace
+    pooling = 1                       # optional: bag sizes of traces made --like this model:
+                                      # P, "LO-HI" (drawn per bag), or a list with one per table
+    multi_hot = "independent"         # optional: how a bag's ids are drawn (trace.MULTI_HOT)
+    table_rows = [1460, 583, ...]     # optional: the full tables
+
+Models describe architectures; traces give rows. A generator makes ids over table_rows; an
+imported trace (often a sample of a dataset) fits the model when it has as many tables and
+every id lies inside the model's table, and then the model's table sizes decide what fits in
+memory (see check_trace and table_sizes).
 
 Dot interaction (DLRM without self-interaction): the bottom MLP's output and the T pooled
 embeddings are n = T + 1 vectors; their n(n-1)/2 pairwise dot products, with the bottom output,
 feed the top MLP. This needs every embedding dim equal to the bottom MLP's output width.
 Cat interaction concatenates the bottom output and all pooled embeddings.
+DCN interaction (TorchRec's DLRM_DCN, MLPerf DLRM-DCNv2): the bottom output and the T pooled
+embeddings, every one of dim D (as for dot), concatenated into x0 of width N = (T+1)*D, go
+through dcn_layers low-rank cross layers (TorchRec's LowRankCrossNet)
+x_{l+1} = x0 * (W_l (V_l x_l) + b_l) + x_l, with V_l (rank x N) and W_l (N x rank) without
+bias and b_l (N); the top MLP takes the last x_l, of width N.
 """
 
 from __future__ import annotations
@@ -28,14 +43,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .._presets import preset_names, read_toml
+import numpy as np
+
+from .._presets import load_preset, preset_names
 from ..errors import OptionError
 from ..trace import open_trace
+from ..trace.generators import MULTI_HOT, parse_pooling
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-INTERACTIONS = ("dot", "cat")
+INTERACTIONS = ("dot", "cat", "dcn")
+# TorchRec DLRM_DCN's defaults, as MLPerf DLRM-DCNv2 trains it.
+DCN_DEFAULTS = {"dcn_layers": 3, "dcn_rank": 512}
 # Optimizer state kept per row, in fp32 values whatever the embedding dtype:
 #   sgd: none. adagrad: one squared-gradient sum per element (torch.optim.Adagrad).
 #   rowwise-adagrad: one sum per row (FBGEMM's EXACT_ROWWISE_ADAGRAD, TorchRec's default for
@@ -48,7 +68,8 @@ TRAIN_FLOPS_PER_FORWARD_FLOP = 3
 
 _REQUIRED = ("embedding_dim", "bottom_mlp", "top_mlp", "interaction", "batch_size", "dtype",
              "optimizer")
-_OPTIONAL = ("name", "description", "source", "mlp_precision", "pooling", "table_rows")
+_OPTIONAL = ("name", "description", "source", "mlp_precision", "pooling", "multi_hot",
+             "table_rows") + tuple(DCN_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -62,11 +83,14 @@ class ModelConfig:
     bottom_mlp: tuple[int, ...]
     top_mlp: tuple[int, ...]
     interaction: str
+    dcn_layers: int | None   # dcn only (None for the other interactions)
+    dcn_rank: int | None
     batch_size: int
     dtype: str
     optimizer: str
     mlp_precision: str
-    pooling: int | None
+    pooling: int | str | tuple | None
+    multi_hot: str
     table_rows: tuple[int, ...] | None
 
     @classmethod
@@ -95,8 +119,23 @@ class ModelConfig:
         rows = data.get("table_rows")
         rows = None if rows is None else _positive_ints(rows, where("table_rows"), at_least=1)
         pooling = data.get("pooling")
-        pooling = None if pooling is None else _positive_int(pooling, where("pooling"))
+        if pooling is not None:
+            try:
+                parse_pooling(pooling, None if rows is None else len(rows))
+            except OptionError as e:
+                raise OptionError(f"{where('pooling')}: {e}") from None
+            pooling = tuple(pooling) if isinstance(pooling, list) else pooling
         dtype = _choice(data["dtype"], DTYPE_BYTES, where("dtype"))
+        interaction = _choice(data["interaction"], INTERACTIONS, where("interaction"))
+        dcn = {}
+        for key, default in DCN_DEFAULTS.items():
+            if interaction == "dcn":
+                dcn[key] = _positive_int(data.get(key, default), where(key))
+            elif key in data:
+                raise OptionError(f"{where(key)} is for interaction = \"dcn\", not "
+                                  f"{interaction!r}; drop it or use the dcn interaction")
+            else:
+                dcn[key] = None
         model = cls(
             name=str(data.get("name", Path(source).stem)),
             description=str(data.get("description", "")),
@@ -104,22 +143,26 @@ class ModelConfig:
             embedding_dim=dim,
             bottom_mlp=bottom,
             top_mlp=top,
-            interaction=_choice(data["interaction"], INTERACTIONS, where("interaction")),
+            interaction=interaction,
+            **dcn,
             batch_size=_positive_int(data["batch_size"], where("batch_size")),
             dtype=dtype,
             optimizer=_choice(data["optimizer"], OPTIMIZER_STATE, where("optimizer")),
             mlp_precision=_choice(data.get("mlp_precision", dtype), PRECISIONS,
                                   where("mlp_precision")),
             pooling=pooling,
+            multi_hot=_choice(data.get("multi_hot", "independent"), MULTI_HOT,
+                              where("multi_hot")),
             table_rows=rows,
         )
         if isinstance(dim, tuple) and rows is not None and len(dim) != len(rows):
             raise OptionError(f"{source}: embedding_dim lists {len(dim)} tables, table_rows "
                               f"{len(rows)}; give one dim per table")
-        if model.interaction == "dot" and set(model._dims(1)) != {bottom[-1]}:
-            raise OptionError(f"{source}: dot interaction needs every embedding_dim equal to the "
-                              f"bottom_mlp output {bottom[-1]}, got {data['embedding_dim']}; "
-                              "change them or use interaction = \"cat\"")
+        if model.interaction in ("dot", "dcn") and set(model._dims(1)) != {bottom[-1]}:
+            raise OptionError(f"{source}: {model.interaction} interaction needs every "
+                              f"embedding_dim equal to the bottom_mlp output {bottom[-1]}, got "
+                              f"{data['embedding_dim']}; change them or use interaction = "
+                              "\"cat\"")
         return model
 
     # -- sizes -------------------------------------------------------------------------------
@@ -161,7 +204,8 @@ class ModelConfig:
 
     # -- work ---------------------------------------------------------------------------------
     def top_mlp_input(self, num_tables: int) -> int:
-        """Width of the top MLP's input: the bottom output plus the interaction's output."""
+        """Width of the top MLP's input: the bottom output plus the interaction's output (dcn:
+        the cross network keeps its input's width, the bottom output and every embedding)."""
         bottom_out = self.bottom_mlp[-1]
         if self.interaction == "dot":
             vectors = num_tables + 1
@@ -172,8 +216,10 @@ class ModelConfig:
         """Floating-point operations of one training iteration's dense part: bottom MLP,
         interaction and top MLP, forward and backward (TRAIN_FLOPS_PER_FORWARD_FLOP x forward).
         A layer of i inputs and o outputs costs 2*i*o flops per sample (multiply and add); a dot
-        interaction 2*dim per pair of vectors. Embedding lookups and updates are memory work,
-        charged elsewhere. Defaults: the model's batch size and table count."""
+        interaction 2*dim per pair of vectors; a dcn cross layer over width N and rank r
+        2*N*r (V) + 2*r*N (W) + 3*N (add the bias, multiply by x0, add x_l). Embedding lookups
+        and updates are memory work, charged elsewhere. Defaults: the model's batch size and
+        table count."""
         batch_size = self.batch_size if batch_size is None else int(batch_size)
         num_tables = self._table_count(num_tables)
         top = (self.top_mlp_input(num_tables),) + self.top_mlp
@@ -181,12 +227,16 @@ class ModelConfig:
         if self.interaction == "dot":
             vectors = num_tables + 1
             per_sample += vectors * (vectors - 1) // 2 * 2 * self.bottom_mlp[-1]
+        elif self.interaction == "dcn":
+            width, rank = top[0], self.dcn_rank
+            per_sample += self.dcn_layers * (2 * width * rank + 2 * rank * width + 3 * width)
         return float(TRAIN_FLOPS_PER_FORWARD_FLOP * batch_size * per_sample)
 
     # -- checks ------------------------------------------------------------------------------
     def check_trace(self, trace) -> None:
-        """Raise OptionError when the trace cannot be this model's: a different table count
-        than the model fixes, or row counts that disagree with the model's table_rows."""
+        """Raise OptionError when the trace cannot be this model's: another table count than
+        the model fixes, or an id beyond the model's table (a trace that declares a table
+        larger than the model's is read to find its largest id)."""
         trace = open_trace(trace)
         expected = self.num_tables
         if expected is not None and expected != trace.num_tables:
@@ -195,12 +245,31 @@ class ModelConfig:
                               "or choose a model with as many tables")
         if self.table_rows is None:
             return
-        for t, (ours, theirs) in enumerate(zip(self.table_rows, trace.table_rows)):
-            if ours != int(theirs):
-                raise OptionError(f"model {self.name} gives table {t} {ours} rows, the trace "
-                                  f"{trace.path} gives its table {trace.tables[t].name} "
-                                  f"{int(theirs)}; make the trace with --like {self.name} or "
-                                  "drop table_rows from the model")
+        ours = np.array(self.table_rows, dtype=np.int64)
+        if (trace.table_rows <= ours).all():
+            return
+        largest = largest_ids(trace)
+        for t in np.flatnonzero(largest >= ours):
+            raise OptionError(f"the trace {trace.path} looks up row {int(largest[t])} of its "
+                              f"table {trace.tables[t].name}, beyond the {ours[t]:,} rows of "
+                              f"model {self.name}'s table {t}; make the trace with --like "
+                              f"{self.name} or give the model larger table_rows")
+
+    def table_sizes(self, trace) -> list[int]:
+        """The rows of each table: the model's when it fixes them (a trace may be a sample of
+        them), else the trace's."""
+        rows = self.table_rows if self.table_rows is not None else open_trace(trace).table_rows
+        return [int(r) for r in rows]
+
+    def generator_options(self) -> dict:
+        """What a trace made --like this model takes from it: table rows, bag sizes and how
+        bags are drawn."""
+        if self.table_rows is None:
+            raise OptionError(f"model {self.name} does not fix its table sizes; give the "
+                              "tables' rows (--tables and --rows, or --rows-per-table)")
+        pooling = list(self.pooling) if isinstance(self.pooling, tuple) else self.pooling
+        return {"table_rows": list(self.table_rows),
+                "pooling": 1 if pooling is None else pooling, "multi_hot": self.multi_hot}
 
     # -- output ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -232,17 +301,26 @@ class ModelConfig:
         top_input = f"{self.top_mlp_input(tables)}-" if tables is not None else "(interaction)-"
         lines += [f"  bottom MLP  {'-'.join(map(str, self.bottom_mlp))}",
                   f"  top MLP     {top_input}{'-'.join(map(str, self.top_mlp))} "
-                  f"after {self.interaction} interaction",
+                  f"after {self.interaction} interaction{self._cross()}",
                   f"  batch       {self.batch_size} samples, MLPs in {self.mlp_precision}"]
         if tables is not None:
             lines.append(f"  MLP work    {self.mlp_flops() / 1e9:,.1f} GFLOP per iteration "
                          "(forward and backward)")
         if self.pooling is not None:
-            lines.append(f"  pooling     {self.pooling} (informational; the trace decides)")
+            pooling = (",".join(map(str, self.pooling)) if isinstance(self.pooling, tuple)
+                       else self.pooling)
+            lines.append(f"  pooling     {pooling} per table and sample ({self.multi_hot} "
+                         "multi-hot) in traces made --like it")
         lines.append(f"  from        {self.source}")
         return "\n".join(lines)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _cross(self) -> str:
+        if self.interaction != "dcn":
+            return ""
+        layers = "layer" if self.dcn_layers == 1 else "layers"
+        return f" ({self.dcn_layers} cross {layers} of rank {self.dcn_rank})"
+
     def _dims(self, num_tables: int) -> tuple[int, ...]:
         if isinstance(self.embedding_dim, tuple):
             return self.embedding_dim
@@ -265,6 +343,16 @@ class ModelConfig:
             raise OptionError(f"model {self.name} does not fix its table count; pass "
                               "num_tables (the trace's)")
         return self.num_tables
+
+
+def largest_ids(trace) -> np.ndarray:
+    """The largest local id each table of a trace looks up (-1 for a table never used), in
+    one streamed pass."""
+    largest = np.full(trace.num_tables, -1, dtype=np.int64)
+    for chunk in trace.chunks():
+        tables = trace.table_of(chunk.ids)
+        np.maximum.at(largest, tables, chunk.ids - trace.table_offsets[tables])
+    return largest
 
 
 def _layer_flops(widths) -> int:
@@ -301,12 +389,17 @@ def list_models() -> list[str]:
     return preset_names(PRESET_DIR)
 
 
-def load_model(name_or_path) -> ModelConfig:
-    """A model from a preset name (see list_models) or a TOML file."""
-    if isinstance(name_or_path, ModelConfig):
-        return name_or_path
-    data, path = read_toml(name_or_path, PRESET_DIR, "model")
-    return ModelConfig.from_dict(data, source=str(path))
+def load_model(name_or_path, overrides: dict | None = None) -> ModelConfig:
+    """A model from a preset name (see list_models), a TOML file or a model, with keys
+    overridden ({"embedding_dim": 64}; with a dot or dcn interaction and no bottom_mlp given,
+    the bottom MLP's last layer follows embedding_dim)."""
+    overrides = dict(overrides or {})
+    dim = overrides.get("embedding_dim")
+    if isinstance(dim, int) and "bottom_mlp" not in overrides:
+        base = load_preset(name_or_path, ModelConfig, PRESET_DIR, "model")
+        if base.interaction in ("dot", "dcn"):
+            overrides["bottom_mlp"] = [*base.bottom_mlp[:-1], dim]
+    return load_preset(name_or_path, ModelConfig, PRESET_DIR, "model", overrides)
 
 
 def describe_model_presets() -> str:

@@ -31,7 +31,7 @@ def test_train_saves_the_same_weights_in_every_mode(trace_dir, tmp_path, capsys)
                                                            "--victim", "future"])):
         out = tmp_path / f"{mode}.npz"
         code = main(["train", trace_dir, "--mode", mode, "--device", "cpu", "--iterations", "10",
-                     "--optimizer", "adagrad", "--save-weights", str(out), "--json"] + extra)
+                     "--optimizer", "rowwise-adagrad", "--save-weights", str(out), "--json"] + extra)
         assert code == 0
         assert '"mode"' in capsys.readouterr().out
         with np.load(out) as f:

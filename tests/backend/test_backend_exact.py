@@ -1,7 +1,9 @@
 """The backend's exactness: every mode and optimizer ends 50 iterations with gpu-only's
 weights bit for bit (in program order and with the transfers overlapped by a host worker
 thread), and the cache modes fetch and evict, batch by batch, what the replay of the same
-policy predicts."""
+policy predicts; so do the DCNv2 interaction and mixed embedding dims."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -26,11 +28,12 @@ def trace(tmp_path_factory):
 _references = {}
 
 
-def reference(trace, optimizer):
-    if optimizer not in _references:
-        _references[optimizer] = train(trace, "gpu-only", iterations=ITERATIONS,
-                                       optimizer=optimizer)
-    return _references[optimizer]
+def reference(trace, optimizer, model=None, iterations=ITERATIONS):
+    key = (optimizer, None if model is None else model.name, iterations)
+    if key not in _references:
+        _references[key] = train(trace, "gpu-only", iterations=iterations,
+                                 optimizer=optimizer, model=model)
+    return _references[key]
 
 
 def assert_same_weights(result, ref):
@@ -74,7 +77,7 @@ def resolved(trace, options):
     return options
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise-adagrad", "adagrad"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_mode_matches_gpu_only_and_replay(trace, case, optimizer):
     mode, options, policy = CASES[case]
@@ -127,15 +130,72 @@ def test_too_small_a_device_store_is_refused(trace):
         train(trace, "cache", iterations=ITERATIONS, capacity=5)
 
 
-def test_tables_of_different_dims_with_cat_interaction(trace):
-    # Narrower tables are zero padded to the widest row; the padding must never change.
+@pytest.mark.parametrize("optimizer", ["rowwise-adagrad", "adagrad"])
+def test_tables_of_different_dims_with_cat_interaction(trace, optimizer):
+    # Narrower tables are zero padded to the widest row, and so is full Adagrad's state
+    # after it; the padding must never change.
     model = simulator.ModelConfig.from_dict({
         "name": "cat-mixed", "embedding_dim": [8, 16, 4], "bottom_mlp": [13, 16, 8],
         "top_mlp": [16, 1], "interaction": "cat", "batch_size": 16, "dtype": "fp32",
-        "optimizer": "adagrad"})
+        "optimizer": optimizer})
     options = resolved(trace, {"capacity": "min", "lookahead": 2, "victim": "future"})
-    ref = train(trace, "gpu-only", iterations=ITERATIONS, optimizer="adagrad", model=model)
-    result = train(trace, "scratchpipe", iterations=ITERATIONS, optimizer="adagrad",
+    ref = train(trace, "gpu-only", iterations=ITERATIONS, optimizer=optimizer, model=model)
+    result = train(trace, "scratchpipe", iterations=ITERATIONS, optimizer=optimizer,
                    model=model, overlap=True, **options)
     assert [ref.weights[f"table.{t}"].shape[1] for t in range(3)] == [8, 16, 4]
+    state = {"rowwise-adagrad": [(200,), (300,), (50,)],
+             "adagrad": [(200, 8), (300, 16), (50, 4)]}[optimizer]
+    assert [ref.weights[f"table.{t}.state"].shape for t in range(3)] == state
     assert_same_weights(result, ref)
+
+
+DCN = simulator.ModelConfig.from_dict({
+    "name": "dcn", "embedding_dim": 8, "bottom_mlp": [13, 16, 8], "top_mlp": [16, 1],
+    "interaction": "dcn", "dcn_layers": 2, "dcn_rank": 4, "batch_size": 16, "dtype": "fp32",
+    "optimizer": "sgd"})
+DCN_ITERATIONS = 20
+DCN_CASES = {
+    "hybrid": ("hybrid", {}),
+    "cache": ("cache", {"capacity": CACHE_ROWS}),
+    "cache-prefetch-overlap": ("cache-prefetch", {"capacity": CACHE_ROWS + 20, "overlap": True}),
+    "scratchpipe-W2-min-future-overlap": ("scratchpipe", {"capacity": "min", "lookahead": 2,
+                                                          "victim": "future", "overlap": True}),
+}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+@pytest.mark.parametrize("case", list(DCN_CASES))
+def test_dcn_interaction_in_every_mode(trace, case, optimizer):
+    # The DCNv2 cross layers train like the MLPs: every mode ends with gpu-only's weights,
+    # the cross layers' among them, and the rows evicted and fetched again are exact.
+    mode, options = DCN_CASES[case]
+    model = dataclasses.replace(DCN, optimizer=optimizer)
+    result = train(trace, mode, iterations=DCN_ITERATIONS, optimizer=optimizer, model=model,
+                   **resolved(trace, options))
+    ref = reference(trace, optimizer, model, DCN_ITERATIONS)
+    assert {f"cross.{kind}.{layer}" for kind in ("W_kernels", "V_kernels", "bias")
+            for layer in (0, 1)} <= set(ref.weights)
+    assert ref.weights["cross.V_kernels.1"].shape == (4, 32)  # rank x (3 tables + 1) * 8
+    assert_same_weights(result, ref)
+    assert np.array_equal(result.losses, ref.losses)
+    assert mode == "hybrid" or result.evicted.sum() > 0
+
+
+def test_full_adagrad_takes_torch_adagrads_steps():
+    # The rows' full Adagrad, its state beside each row, is torch.optim.Adagrad bit for bit
+    # (with the rows' eps).
+    import torch
+
+    from simulator.backend.base import ADAGRAD_EPS, update_rows
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(20, 4, generator=generator)
+    rows = torch.cat([weights, torch.zeros(20, 4)], dim=1)
+    param = torch.nn.Parameter(weights.clone())
+    optimizer = torch.optim.Adagrad([param], lr=0.05, eps=ADAGRAD_EPS)
+    for _ in range(3):
+        grad = torch.randn(20, 4, generator=generator)
+        rows = update_rows(rows, grad, None, "adagrad", 0.05, 4)
+        param.grad = grad.clone()
+        optimizer.step()
+    assert torch.equal(rows[:, :4], param.detach())
+    assert torch.equal(rows[:, 4:], optimizer.state[param]["sum"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simulator.caches.belady as belady_module
+import simulator.caches._pools as pools_module
 from conftest import libcachesim_misses
 from simulator import CapacityError, TraceWriter, replay
 from simulator.caches.base import EVICTIONS, HITS, MISSES, OCCUPANCY
@@ -80,7 +80,7 @@ def test_matches_reference_on_batches(make_trace, batches, extra, small_heap):
     capacity = max(len(set(b)) for b in batches) + extra
     with pytest.MonkeyPatch.context() as patch:
         if small_heap:  # makes the heap's compaction and growth run on small traces
-            patch.setattr(belady_module, "POOL_MIN_SLOTS", 2)
+            patch.setattr(pools_module, "POOL_MIN_SLOTS", 2)
         result = replay(make_trace(batches), "belady", capacity=capacity, max_lookups=7)
     got = result.stats[:, [HITS, MISSES, EVICTIONS, OCCUPANCY]].tolist()
     assert got == [list(r) for r in reference_belady(batches, capacity)]

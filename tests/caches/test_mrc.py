@@ -42,11 +42,3 @@ def test_to_dict_is_json_and_compact(make_stream):
     assert all(p["misses"] == curve.misses_at(p["capacity"]) for p in d["points"])
     assert "misses" not in d
     assert len(curve.to_dict(full=True)["misses"]) == curve.distinct_rows + 1
-
-
-def test_plot_writes_an_image(make_trace, tmp_path):
-    curve = sim.mrc(make_trace([[1, 2], [3, 1], [2, 4, 1], [3]]))
-    out = tmp_path / "mrc.png"
-    curve.plot(out)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["mrc.png"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simulator.caches.belady as belady_module
+import simulator.caches._pools as pools_module
 from simulator import CapacityError, OptionError, generate, min_capacity, replay
 from simulator.cli import main
 from simulator.caches.base import EVICTIONS, HELD, HITS, MISSES, OCCUPANCY
@@ -154,7 +154,7 @@ def test_matches_the_reference(make_trace, batches, lookahead, victim, extra, sm
     capacity = window_union_bound(batches, lookahead) + extra
     with pytest.MonkeyPatch.context() as patch:
         if small_pool:  # makes the pools' compaction and growth run on small traces
-            patch.setattr(belady_module, "POOL_MIN_SLOTS", 2)
+            patch.setattr(pools_module, "POOL_MIN_SLOTS", 2)
         result = replay(make_trace(batches), "scratchpipe", capacity=capacity,
                         lookahead=lookahead, victim=victim, max_lookups=5)
     assert result.stats.tolist() == reference_scratchpipe(batches, capacity, lookahead, victim)
@@ -208,7 +208,8 @@ def test_generated_trace_properties(zipf_trace):
 # -- options --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("options, message", [
     ({"lookahead": -1}, "lookahead"), ({"lookahead": "two"}, "lookahead"),
-    ({"lookahead": 1.5}, "lookahead"), ({"victim": "mru"}, "victim"),
+    ({"lookahead": 1.5}, "lookahead"), ({"lookahead": "2"}, "lookahead must be an integer"),
+    ({"victim": "mru"}, "victim 'mru' is not one of lru, future"),
     ({"window": 3}, "takes no option window"),
 ])
 def test_bad_options_are_user_errors(make_trace, options, message):
@@ -216,8 +217,8 @@ def test_bad_options_are_user_errors(make_trace, options, message):
         replay(make_trace(CHAIN), "scratchpipe", capacity=4, **options)
 
 
-def test_lookahead_may_be_given_as_text(make_trace):
-    assert replay(make_trace(CHAIN), "scratchpipe", capacity=4, lookahead="2").params == {
+def test_resolved_options_are_recorded(make_trace):
+    assert replay(make_trace(CHAIN), "scratchpipe", capacity=4, lookahead=2).params == {
         "lookahead": 2, "victim": "lru"}
 
 

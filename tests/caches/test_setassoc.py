@@ -84,7 +84,7 @@ def test_a_big_batch_is_no_error(make_trace):
 @pytest.mark.parametrize("params, message", [
     ({"ways": 0}, "ways must be an integer from 1 to 65534"),
     ({"ways": 64}, "less than one set of 64 ways"),
-    ({"inner": "fifo"}, "inner policy 'fifo' is not one of lru, lfu"),
+    ({"inner": "fifo"}, "setassoc: inner 'fifo' is not one of lru, lfu"),
     ({"lookahead": 2}, "takes no option lookahead"),
 ])
 def test_bad_options(make_trace, params, message):

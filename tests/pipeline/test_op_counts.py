@@ -30,10 +30,11 @@ def trace(tmp_path_factory):
 
 
 def model(interaction: str, optimizer: str) -> ModelConfig:
+    cross = {"dcn_layers": 2, "dcn_rank": 3} if interaction == "dcn" else {}
     return ModelConfig.from_dict(
         {"name": f"ops-{interaction}", "embedding_dim": 8, "bottom_mlp": [13, 16, 8],
          "top_mlp": [12, 6, 1], "interaction": interaction, "batch_size": 16,
-         "dtype": "fp32", "optimizer": optimizer})
+         "dtype": "fp32", "optimizer": optimizer, **cross})
 
 
 def cpu_profile(tmp_path):
@@ -96,7 +97,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("interaction,optimizer", [("dot", "sgd"), ("cat", "rowwise-adagrad")])
+@pytest.mark.parametrize("interaction,optimizer", [("dot", "sgd"), ("cat", "rowwise-adagrad"),
+                                                   ("dcn", "sgd"), ("dcn", "adagrad")])
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_stage_runs_the_ops_its_rule_counts(trace, tmp_path, case, interaction, optimizer):
     mode, options = CASES[case]
@@ -104,8 +106,7 @@ def test_each_stage_runs_the_ops_its_rule_counts(trace, tmp_path, case, interact
         options = dict(options, capacity=min_capacity(trace, lookahead=options["lookahead"]))
     mdl = model(interaction, optimizer)
     with counting() as counts:
-        train(trace, mode, model=mdl, optimizer="sgd" if optimizer == "sgd" else "adagrad",
-              **options)
+        train(trace, mode, model=mdl, optimizer=optimizer, **options)
     predicted = simulate(trace, mode=mode, hardware=cpu_profile(tmp_path), model=mdl,
                          **options).op_counts
     inside = {s: c for s, c in counts.items() if s != "iteration"}

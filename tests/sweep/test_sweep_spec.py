@@ -101,3 +101,40 @@ def test_a_trace_given_by_path_is_found_beside_the_spec(write_spec, tmp_path):
                      trace="[trace]\npath = \"mine\"\n", name="bad.toml")
     with pytest.raises(OptionError, match=f"^{bad}: batch_size: changes the trace"):
         load_spec(bad)
+
+
+def test_hardware_and_model_keys_are_axes_of_simulated_points(write_spec):
+    spec = load_spec(write_spec("""
+        [axes]
+        mode = ["hybrid"]
+        link.h2d_gb_per_s = [16, 32]
+        "gpu.hbm_gb_per_s" = [1000.0]
+        embedding_dim = [8, 16]
+    """))
+    points = [p.config for p in spec.points()]
+    assert [(c["link.h2d_gb_per_s"], c["embedding_dim"]) for c in points] == [
+        (16, 8), (16, 16), (32, 8), (32, 16)]
+    assert {c["gpu.hbm_gb_per_s"] for c in points} == {1000.0}
+    bad = write_spec("[axes]\nmode = [\"hybrid\"]\nlink.h2d_gb_per_s = [-1]\n", name="bad.toml")
+    with pytest.raises(OptionError, match=rf"^{bad}: axes.link.h2d_gb_per_s: .*\[link\] "
+                                          "h2d_gb_per_s must be positive, got -1"):
+        load_spec(bad)
+
+
+def test_a_model_axis_shapes_the_traces_made_for_it(write_spec):
+    # No table_rows in [trace]: each point's model shapes its trace, overrides included, so a
+    # pooling axis gives traces of 1 and 3 ids a bag, and mlperf-dlrm-dcnv2 its multi-hot bags.
+    spec = load_spec(write_spec("""
+        [axes]
+        mode = ["hybrid"]
+        pooling = [1, 3]
+    """, trace="[trace]\ngenerator = \"zipf\"\nbatches = 4\nbatch_size = 8\n"))
+    assert [p.recipe["pooling"] for p in spec.points()] == [[1, 1], [3, 3]]
+    spec = load_spec(write_spec("""
+        [axes]
+        mode = ["hybrid"]
+        model = ["mlperf-dlrm-dcnv2"]
+    """, trace="[trace]\ngenerator = \"zipf\"\nbatches = 4\n", name="mlperf.toml"))
+    (recipe,) = [p.recipe for p in spec.points()]
+    assert recipe["multi_hot"] == "mlperf" and recipe["batch_size"] == 8192
+    assert sum(lo for lo, _ in recipe["pooling"]) == 214

@@ -30,13 +30,15 @@ DENSE[1, [1, 2]] = [-2, 7]
 DENSE[3, 0] = 12
 DENSE[4, 12] = -3
 
-# Expected ids by table, key 3 standing for each of C4..C26: first-seen numbering from 1,
-# 0 = missing.
-IDS_FIRST_SEEN = {0: [1, 2, 1, 2, 0], 1: [0, 1, 2, 1, 2], 2: [1, 1, 2, 3, 1], 3: [1, 0, 2, 1, 2]}
-ROWS_FIRST_SEEN = [3, 3, 4] + [3] * 23
-# M = 5: row 1 + value mod 4. 0x68fd1e64 % 4 = 0, 0x80e26c9b % 4 = 3, 2**64-1 % 4 = 3,
-# 0xabcdef01 % 4 = 1, 0x12345678 % 4 = 0, 0xa % 4 = 2, 0xb % 4 = 3.
-IDS_MOD5 = {0: [1, 4, 1, 4, 0], 1: [0, 4, 2, 4, 2], 2: [2, 2, 1, 1, 2], 3: [3, 0, 4, 3, 4]}
+# Expected ids by table, key 3 standing for each of C4..C26: first-seen numbering from 0, a
+# missing value being the value 0 (as in dlrm), so in C3 the "0" of sample 2 and in REST the
+# empty field of sample 1 are values like any other.
+IDS_FIRST_SEEN = {0: [0, 1, 0, 1, 2], 1: [0, 1, 2, 1, 2], 2: [0, 0, 1, 2, 0], 3: [0, 1, 2, 0, 2]}
+ROWS_FIRST_SEEN = [3] * 26
+# M = 5: row value mod 5, missing = 0. 0x68fd1e64 = 1761418852 -> 2, 0x80e26c9b = 2162322587
+# -> 2, 2**64 - 1 = 18446744073709551615 -> 0, 0xabcdef01 = 2882400001 -> 1,
+# 0x12345678 = 305419896 -> 1, 0xa -> 0, 0xb -> 1.
+IDS_MOD5 = {0: [2, 2, 2, 2, 0], 1: [0, 0, 1, 0, 1], 2: [1, 1, 0, 1, 1], 3: [0, 0, 1, 0, 1]}
 
 
 def _line(i, labelled=True):
@@ -161,8 +163,8 @@ def test_missing_and_empty_files_and_bad_option(tmp_path):
     assert msg == f"{tmp_path / 'day_9'}: no such file; check the path"
     day1.write_text("")
     assert _import_fails(tmp_path, [day0, day1]).startswith(f"{day1}: the file is empty")
-    msg = _import_fails(tmp_path, [day0], error=OptionError, max_rows_per_table=1)
-    assert "got 1" in msg
+    msg = _import_fails(tmp_path, [day0], error=OptionError, max_rows_per_table=2**31)
+    assert "got 2147483648" in msg
 
 
 def test_error_keeps_a_previous_output(tmp_path):
@@ -185,7 +187,7 @@ def test_cli_reports_one_line(tmp_path, capsys):
     assert code == 2 and not out.exists()
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{day1}:2: 2 columns" in err
-    code = main(["trace", "import", "criteo", str(day0), "--max-rows-per-table", "1",
+    code = main(["trace", "import", "criteo", str(day0), "--max-rows-per-table", "0",
                  "--batch-size", "2", "-o", str(out)])
     assert code == 2 and capsys.readouterr().err.count("\n") == 1 and not out.exists()
     day1.write_text(_line(4))
@@ -196,14 +198,14 @@ def test_cli_reports_one_line(tmp_path, capsys):
 
 # -- streaming and the look-alike writer ----------------------------------------------------
 def _reference_ids(path):
-    """First-seen numbering done the slow, obvious way."""
+    """First-seen numbering done the slow, obvious way (missing is the value 0)."""
     seen = [dict() for _ in range(T)]
     rows = []
     for line in path.read_text().splitlines():
         cats = line.split("\t")[-T:]
-        rows.append([seen[t].setdefault(int(c, 16), len(seen[t]) + 1) if c else 0
+        rows.append([seen[t].setdefault(int(c or "0", 16), len(seen[t]))
                      for t, c in enumerate(cats)])
-    return np.array(rows), [len(s) + 1 for s in seen]
+    return np.array(rows), [len(s) for s in seen]
 
 
 def test_small_blocks_give_the_same_trace_and_bound_the_buffer(tmp_path, monkeypatch):
@@ -248,10 +250,11 @@ def test_write_criteo_like_round_trip(tmp_path):
     assert (trace.num_samples, trace.num_tables, trace.num_batches) == (500, 26, 4)
     assert set(np.unique(trace.labels)) == {0.0, 1.0}
     assert (np.asarray(trace.dense) >= 0).all()
-    assert (trace.table_rows <= np.array(criteo.KAGGLE_TABLE_ROWS) + 1).all()
+    # Missing values count among a table's values, as dlrm counts them: no table outgrows
+    # Kaggle's, and the sample fits the dlrm-kaggle model.
+    assert (trace.table_rows <= np.array(criteo.KAGGLE_TABLE_ROWS)).all()
     test_layout = sim.import_criteo([c], tmp_path / "tc", batch_size=128, show_progress=False)
     assert test_layout.labels is None and test_layout.provenance["layout"] == "test"
-    assert test_layout.table_rows.tolist() == [4] * T  # three values each, none missing
-    assert (np.asarray(test_layout.indices) > 0).all()
+    assert test_layout.table_rows.tolist() == [3] * T  # three values each, none missing
     with pytest.raises(OptionError):
         sim.write_criteo_like(tmp_path / "d.tsv", 10, table_rows=[3] * 25)

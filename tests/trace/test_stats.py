@@ -34,6 +34,9 @@ def write_hand_trace(path):
 def test_hand_computed_figures(tmp_path):
     s = trace_stats(write_hand_trace(tmp_path / "t"), windows=(0, 1, 2, 3, 4, 16))
     assert (s.batches, s.samples, s.tables, s.total_rows, s.lookups) == (4, 7, 2, 9, 18)
+    # Bags of t0: 2 1 1 3 1 1 1 (10 lookups / 7 samples); of t1: 1 2 1 0 1 1 2 (8 / 7).
+    assert s.per_table_pooling_mean == [10 / 7, 8 / 7]
+    assert (s.per_table_pooling_min, s.per_table_pooling_max) == ([1, 0], [3, 2])
     # Row counts: 0:5 1:2 2:2 3:1 4:0 | 5:1 6:3 7:3 8:1.
     assert s.unique_rows == 8
     assert s.per_table_distinct == [4, 4]
@@ -209,7 +212,9 @@ def test_to_dict_is_plain_json(tmp_path):
 def test_format_is_a_readable_table(tmp_path):
     text = trace_stats(write_hand_trace(tmp_path / "t")).format()
     assert "most-accessed x% of the distinct rows" in text
-    assert any(line.split()[:4] == ["t1", "4", "8", "4"] for line in text.splitlines())
+    # t1: 4 rows, 8 lookups over 7 samples in bags of 0 to 2, 4 distinct rows.
+    assert any(line.split()[:6] == ["t1", "4", "8", "1.1", "(0-2)", "4"]
+               for line in text.splitlines())
     assert "cold (first use)" in text and "working set" in text
 
 

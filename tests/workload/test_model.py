@@ -56,6 +56,28 @@ def test_mlp_flops_by_hand():
         model.mlp_flops()
 
 
+def test_dcn_flops_by_hand():
+    # DCNv2 with T = 2 tables of D = 4, bottom [3, 4], one cross layer of rank 2, top [2, 1]:
+    # x0 is the bottom output and the 2 pooled rows, N = 3 * 4 = 12 wide, and the cross layer
+    # keeps that width for the top MLP. Forward flops per sample: bottom 2*3*4 = 24; the
+    # cross layer V 2*12*2 = 48, W 2*2*12 = 48, bias, x0 product and skip 3*12 = 36, so 132;
+    # top 2(12*2 + 2*1) = 52. 24 + 132 + 52 = 208 per sample x 10 samples x 3 = 6240.
+    dcn = tiny(embedding_dim=4, bottom_mlp=[3, 4], top_mlp=[2, 1], interaction="dcn",
+               dcn_layers=1, dcn_rank=2)
+    assert dcn.top_mlp_input(2) == 12
+    assert dcn.mlp_flops(num_tables=2) == 6240
+    # Three such layers: 24 + 3*132 + 52 = 472 per sample, x 10 x 3 = 14160.
+    assert tiny(embedding_dim=4, bottom_mlp=[3, 4], top_mlp=[2, 1], interaction="dcn",
+                dcn_layers=3, dcn_rank=2).mlp_flops(num_tables=2) == 14160
+    # TorchRec DLRM_DCN's defaults; the keys travel through to_dict, absent for other
+    # interactions.
+    default = tiny(interaction="dcn")
+    assert (default.dcn_layers, default.dcn_rank) == (3, 512)
+    assert ModelConfig.from_dict(default.to_dict()) == default
+    assert "dcn_layers" not in tiny().to_dict()
+    assert "(3 cross layers of rank 512)" in default.describe()
+
+
 def test_dlrm_top_mlp_inputs_match_the_reference():
     # facebookresearch/dlrm: 16 + 27*26/2 = 367 (Kaggle), 128 + 351 = 479 (Terabyte).
     assert load_model("dlrm-kaggle").top_mlp_input(26) == 367
@@ -67,16 +89,24 @@ def test_check_trace(tmp_path):
                      show_progress=False)
     tiny(table_rows=[10, 20]).check_trace(trace)
     tiny().check_trace(trace)  # no table_rows: the trace decides
-    with pytest.raises(OptionError, match="gives table 1 21 rows, the trace .* gives its table "
-                                          "t1 20; make the trace with --like tiny"):
-        tiny(table_rows=[10, 21]).check_trace(trace)
+    # The trace may be a sample of larger tables: it fits when every id does.
+    tiny(table_rows=[10, 21]).check_trace(trace)
+    assert tiny(table_rows=[10, 21]).table_sizes(trace) == [10, 21]
+    assert tiny().table_sizes(trace) == [10, 20]
+    # A table the model makes smaller than the trace's fits while its ids do: 2 batches of 4
+    # uniform draws over 20 rows reach beyond row 5.
+    with pytest.raises(OptionError, match="looks up row 1[0-9] of its table t1, beyond the 5 "
+                                          "rows of model tiny's table 1; make the trace with "
+                                          "--like tiny"):
+        tiny(table_rows=[10, 5]).check_trace(trace)
     with pytest.raises(OptionError, match="has 3 tables, the trace .* has 2"):
         tiny(embedding_dim=[2, 2, 2], interaction="cat").check_trace(trace.path)
 
 
 def test_presets_load_and_synthetic_sizes():
-    assert list_models() == ["dlrm-kaggle", "dlrm-kaggle-dim64", "dlrm-terabyte",
-                             "synthetic-16gb", "synthetic-1tb"]
+    assert list_models() == ["dlrm-benchmark", "dlrm-kaggle", "dlrm-kaggle-dim64",
+                             "dlrm-terabyte", "mlperf-dlrm-dcnv2", "synthetic-16gb",
+                             "synthetic-1tb"]
     for name in list_models():
         model = load_model(name)
         assert ModelConfig.from_dict(model.to_dict()) == model
@@ -87,6 +117,12 @@ def test_presets_load_and_synthetic_sizes():
     assert sixteen == pytest.approx(16e9, rel=0.1) and terabyte == pytest.approx(1e12, rel=0.1)
     # TorchRec's README gives the MLPerf tables as 97.36 GiB.
     assert load_model("dlrm-terabyte").embedding_bytes() / 2**30 == pytest.approx(97.36, abs=0.01)
+    # MLPerf DLRM-DCNv2: the same tables with full Adagrad's dim fp32 values of state per row
+    # (twice the weights), and 214 lookups per sample (the multi-hot sizes' sum).
+    mlperf = load_model("mlperf-dlrm-dcnv2")
+    assert mlperf.embedding_bytes() / 2**30 == pytest.approx(2 * 97.36, abs=0.02)
+    assert sum(mlperf.pooling) == 214 and mlperf.multi_hot == "mlperf"
+    assert mlperf.top_mlp_input(26) == 27 * 128  # DCN: the 27 vectors concatenated
 
 
 def test_preset_files_serve_trace_generate_like():
@@ -99,7 +135,11 @@ def test_preset_files_serve_trace_generate_like():
     (dict(batch_size=0), r"tiny\.toml: batch_size must be a positive integer, got 0"),
     (dict(dtype="fp8"), r"dtype must be one of fp32, fp16, bf16, got 'fp8'"),
     (dict(optimizer="adam"), r"optimizer must be one of sgd, adagrad, rowwise-adagrad"),
-    (dict(interaction="attention"), r"interaction must be one of dot, cat"),
+    (dict(interaction="attention"), r"interaction must be one of dot, cat, dcn"),
+    (dict(dcn_rank=8), r"dcn_rank is for interaction = \"dcn\", not 'dot'"),
+    (dict(interaction="dcn", dcn_layers=0), r"dcn_layers must be a positive integer, got 0"),
+    (dict(interaction="dcn", embedding_dim=4), r"dcn interaction needs every embedding_dim "
+                                               r"equal to the bottom_mlp output 2"),
     (dict(embedding_dim=4), r"dot interaction needs every embedding_dim equal to the bottom_mlp "
                             r"output 2"),
     (dict(embedding_dim=[2, 2], table_rows=[5, 5, 5]), r"embedding_dim lists 2 tables, "

@@ -1,0 +1,206 @@
+"""Results files: a damaged journal line costs its point only; a results file has one writer;
+every output is written whole by the one atomic-write helper."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from simulator._atomic import atomic_open, atomic_path
+from simulator.errors import OptionError
+from simulator.sweep import run_sweep
+from simulator.sweep.store import (ResultsStore, journal_path, lock_path, parse_journal_line,
+                                   results_lock)
+
+from reliability_helpers import assert_clean_end, cli, temporaries
+
+SPEC = """
+[trace]
+generator = "zipf"
+table_rows = [300, 80]
+batch_size = 16
+batches = 6
+seed = 3
+
+[axes]
+policy = ["lru", "fifo", "belady"]
+capacity = ["40%", "80%"]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_text(textwrap.dedent(SPEC))
+    return path
+
+
+def _journal_lines(results):
+    return journal_path(results).read_bytes().splitlines(keepends=True)
+
+
+# -- the journal ----------------------------------------------------------------------------
+def test_journal_lines_carry_a_checksum_of_their_contents():
+    from simulator.sweep.store import journal_line
+
+    line = journal_line({"point_id": "abc", "x": 1.5, "s": "é"})
+    assert line.startswith(b'{"crc32": "') and line.endswith(b"\n")
+    row, problem = parse_journal_line(line[:-1])
+    assert row == {"point_id": "abc", "x": 1.5, "s": "é"} and not problem
+    damaged = line.replace(b"1.5", b"1.6")
+    assert parse_journal_line(damaged[:-1]) == (None, "its checksum does not match its contents")
+    assert parse_journal_line(b'{"point_id": "old", "x": 2}')[0]["x"] == 2  # older journals
+    assert parse_journal_line(b'{"pointid": "old"}')[1] == "it is not a results line"
+    assert parse_journal_line(b'{"point_id": 3}')[1] == "it has no point_id"
+    assert parse_journal_line(b'{"point_id": "x\xff')[1] == "it is not valid JSON"
+
+
+def test_a_damaged_line_in_the_middle_costs_that_point_only(spec, tmp_path):
+    results = tmp_path / "r.csv"
+    code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0, err
+    clean_csv = results.read_bytes()
+    lines = _journal_lines(results)
+    assert len(lines) == 6
+    damaged = bytearray(lines[2])
+    damaged[len(damaged) // 2] ^= 0x01  # one bit, in the middle of the third point's numbers
+    journal_path(results).write_bytes(b"".join(lines[:2] + [bytes(damaged)] + lines[3:]))
+    assert len(ResultsStore(results).rows) == 5
+
+    code, out, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0, err
+    assert "line 3 is damaged" in err and "computed again" in err
+    assert results.read_bytes() == clean_csv  # the same results, bit for bit
+    after = _journal_lines(results)
+    assert after[:2] == lines[:2] and after[2:5] == lines[3:] and len(after) == 6
+    code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0 and "damaged" not in err  # repaired: nothing more to say
+
+
+def test_a_journal_of_garbage_is_recomputed_not_fatal(spec, tmp_path):
+    results = tmp_path / "r.csv"
+    run_sweep(spec, results, workers=1, progress=False)
+    clean_csv = results.read_bytes()
+    journal_path(results).write_bytes(b"\x00\xff garbage\n{not json}\n[1, 2]\n")
+    code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0, err
+    assert err.count("is damaged") == 3
+    assert results.read_bytes() == clean_csv
+
+
+def test_a_damaged_results_csv_is_a_one_line_error_for_figures(tmp_path):
+    bad = tmp_path / "r.csv"
+    bad.write_bytes(b'point_id,a\n"x,1\n')
+    code, _, err = cli("figures", bad, "-o", tmp_path / "figs")
+    assert_clean_end(code, err)
+    assert code == 2 and "not a readable results file" in err
+    bad.write_bytes(b"")
+    code, _, err = cli("figures", bad, "-o", tmp_path / "figs")
+    assert code == 2 and str(bad) in err
+
+
+# -- one writer ----------------------------------------------------------------------------
+def test_a_second_sweep_on_the_same_output_is_refused_naming_the_first(spec, tmp_path):
+    results = tmp_path / "r.csv"
+    with results_lock(results):
+        info = json.loads(lock_path(results).read_text())
+        assert info["pid"] == os.getpid()
+        code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+        assert_clean_end(code, err)
+        assert code == 2 and "is being written by another sweep" in err
+        assert f"pid {os.getpid()} on " in err
+        assert not results.exists() and not journal_path(results).exists()
+        with pytest.raises(OptionError, match="another sweep"):
+            with results_lock(results):
+                pass
+    assert not lock_path(results).exists()  # a clean exit removes it
+    code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0, err
+
+
+def test_a_killed_sweep_does_not_leave_its_output_locked(spec, tmp_path):
+    """A real sweep in another process holds the lock: a second sweep is refused and names
+    it; after kill -9 of the first, a new sweep runs and completes the grid."""
+    results = tmp_path / "r.csv"
+    slow = tmp_path / "slow.toml"
+    slow.write_text(spec.read_text().replace("batches = 6", "batches = 400")
+                    .replace('capacity = ["40%", "80%"]', 'capacity = ["40%", "50%", "60%", '
+                             '"70%", "80%", "90%"]'))
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "sweep", str(slow), "-o",
+                             str(results), "--workers", "1"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads(lock_path(results).read_text())["pid"] == proc.pid:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.01)
+        assert proc.poll() is None, "the first sweep ended before it could be watched"
+        code, _, err = cli("sweep", slow, "-o", results, "--workers", "1")
+        assert_clean_end(code, err)
+        assert code == 2 and f"pid {proc.pid} on " in err and "sweep" in err
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert lock_path(results).exists()  # a killed holder leaves the file, not the lock
+    code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
+    assert code == 0, err
+
+
+# -- atomic writes --------------------------------------------------------------------------
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w") as f:
+            f.write("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+    with atomic_open(target, "w", fsync=True) as f:
+        f.write("new")
+    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "never.txt"):
+            pass  # nothing written: not renamed into place as an empty file
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+def test_every_writer_uses_the_one_helper():
+    """No hand-written temporary-name-and-rename is left in the package."""
+    import pathlib
+    import simulator
+
+    root = pathlib.Path(simulator.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name == "_atomic.py":
+            continue
+        text = path.read_text()
+        if "os.replace(" in text or "mkstemp(" in text:
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
+def test_a_failed_per_batch_csv_leaves_nothing(tmp_path):
+    from simulator import generate
+
+    generate("zipf", tmp_path / "t", [100], batch_size=4, num_batches=3, seed=1,
+             show_progress=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = cli("replay", tmp_path / "t", "--policy", "lru", "--capacity", "1",
+                       "--per-batch", out / "b.csv")
+    assert code == 2 and list(out.iterdir()) == [] and not temporaries(tmp_path)
