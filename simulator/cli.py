@@ -18,7 +18,7 @@ from .errors import OptionError, SimulatorError
 from .hardware import split_overrides
 from .options import add_flags, flag_values, parse_setting
 from .pipeline import MODES
-from .trace.generators import MULTI_HOT
+from .trace.generators import DEFAULT_BAGS, MULTI_HOT
 
 EXIT_USAGE = 2
 
@@ -74,7 +74,7 @@ def _emit(data: dict, as_json: bool, text: str) -> None:
 
 # -- trace ------------------------------------------------------------------------------------
 def _cmd_trace_generate(a) -> None:
-    like, shape = a.like, {"pooling": 1, "multi_hot": "independent"}
+    like, shape = a.like, dict(DEFAULT_BAGS)
     if like is not None and like in sim.list_models():
         shape = sim.load_model(like).generator_options()
         like = shape.pop("table_rows")

@@ -40,7 +40,8 @@ from ..errors import OptionError
 from ..hardware import is_hardware_key, list_hardware, load_hardware, split_overrides
 from ..options import declared
 from ..pipeline import MODES
-from ..trace.generators import KINDS, parse_pooling, pooling_recipe, table_rows_from
+from ..trace.generators import (DEFAULT_BAGS, KINDS, parse_pooling, pooling_recipe,
+                                table_rows_from)
 from ..workload import ModelConfig, list_models, load_model
 
 # Configuration keys every point has, in CSV column order; the options of the registered
@@ -300,9 +301,7 @@ class SweepSpec:
     def _recipe(self, cfg: dict, model: ModelConfig) -> dict:
         t = self.trace
         # A trace made for each point's model draws its bags as the model does.
-        shape = {"pooling": 1, "multi_hot": "independent"}
-        if self.table_rows is None:
-            shape = model.generator_options()
+        shape = model.generator_options() if self.table_rows is None else DEFAULT_BAGS
         rows = self.table_rows if self.table_rows is not None else shape["table_rows"]
         pooling = t.get("pooling", shape["pooling"])
         recipe = {"generator": t["generator"], "table_rows": rows,

@@ -918,6 +918,16 @@ class Trace:
         """The table index of each global id."""
         return np.searchsorted(self.table_offsets, global_ids, side="right") - 1
 
+    def largest_ids(self) -> np.ndarray:
+        """The largest local id each table looks up (-1 for a table never used), in one
+        streamed pass."""
+        lo = np.full(self.num_tables, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(self.num_tables, -1, dtype=np.int64)
+        for chunk in self.chunks():
+            # Global ids of one table differ from its local ones by the table's offset.
+            _table_extremes(chunk.ids, chunk.lengths, lo, hi)
+        return np.where(hi >= 0, hi - self.table_offsets, -1)
+
 
 def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
     """Rows start..stop-1 of a memory-mapped .npy, read with plain file I/O: a streamed chunk

@@ -32,6 +32,8 @@ KINDS = ("zipf", "uniform", "drift")
 #                recommendation_v2/torchrec_dlrm: materialize_synthetic_multihot_dataset.py with
 #                --multi_hot_distribution_type uniform). A hot first id makes its companions hot.
 MULTI_HOT = ("independent", "mlperf")
+# The bags of a trace made without a model to shape them.
+DEFAULT_BAGS = {"pooling": 1, "multi_hot": "independent"}
 _BLOCK_LOOKUPS = 1 << 21
 
 
@@ -250,7 +252,8 @@ def pooling_from_recipe(recorded: list):
 
 def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_batches: int,
              seed: int = 0, alpha=1.05, pooling=1, multi_hot: str = "independent",
-             permute: bool = True, hot_fraction: float = 0.05, hot_share: float = 0.9, drift_batches: int = 100,
+             permute: bool = True, hot_fraction: float = 0.05, hot_share: float = 0.9,
+             drift_batches: int = 100,
              table_names: Sequence[str] | None = None, show_progress: bool = True) -> Trace:
     """Generate a synthetic trace and write it to path.
 

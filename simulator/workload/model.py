@@ -48,7 +48,7 @@ import numpy as np
 from .._presets import load_preset, preset_names
 from ..errors import OptionError
 from ..trace import open_trace
-from ..trace.generators import MULTI_HOT, parse_pooling
+from ..trace.generators import DEFAULT_BAGS, MULTI_HOT, parse_pooling
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -248,7 +248,7 @@ class ModelConfig:
         ours = np.array(self.table_rows, dtype=np.int64)
         if (trace.table_rows <= ours).all():
             return
-        largest = largest_ids(trace)
+        largest = trace.largest_ids()
         for t in np.flatnonzero(largest >= ours):
             raise OptionError(f"the trace {trace.path} looks up row {int(largest[t])} of its "
                               f"table {trace.tables[t].name}, beyond the {ours[t]:,} rows of "
@@ -269,7 +269,8 @@ class ModelConfig:
                               "tables' rows (--tables and --rows, or --rows-per-table)")
         pooling = list(self.pooling) if isinstance(self.pooling, tuple) else self.pooling
         return {"table_rows": list(self.table_rows),
-                "pooling": 1 if pooling is None else pooling, "multi_hot": self.multi_hot}
+                "pooling": DEFAULT_BAGS["pooling"] if pooling is None else pooling,
+                "multi_hot": self.multi_hot}
 
     # -- output ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -343,16 +344,6 @@ class ModelConfig:
             raise OptionError(f"model {self.name} does not fix its table count; pass "
                               "num_tables (the trace's)")
         return self.num_tables
-
-
-def largest_ids(trace) -> np.ndarray:
-    """The largest local id each table of a trace looks up (-1 for a table never used), in
-    one streamed pass."""
-    largest = np.full(trace.num_tables, -1, dtype=np.int64)
-    for chunk in trace.chunks():
-        tables = trace.table_of(chunk.ids)
-        np.maximum.at(largest, tables, chunk.ids - trace.table_offsets[tables])
-    return largest
 
 
 def _layer_flops(widths) -> int:
