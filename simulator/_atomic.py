@@ -24,29 +24,18 @@ from typing import IO, Iterator
 _counter = itertools.count()
 
 
-def temporary_name(path: Path) -> Path:
-    """A hidden name beside path that no other writer (process or thread) uses now."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}-"
-                          f"{next(_counter)}")
-
-
 @contextmanager
-def atomic_path(path, *, fsync: bool = False) -> Iterator[Path]:
+def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (not yet created) for the caller to write; on a
-    clean exit rename it onto `path` (after an fsync of its data if asked), on an exception
-    remove it."""
+    clean exit rename it onto `path`, on an exception remove it."""
     path = Path(path)
-    tmp = temporary_name(path)
+    # A hidden name that no other writer (process or thread) uses now.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}-"
+                         f"{next(_counter)}")
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to {tmp} for {path}")
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -16,9 +16,9 @@ from .caches import POLICIES
 from .caches.scratchpipe import LOOKAHEAD
 from .errors import OptionError, SimulatorError
 from .hardware import split_overrides
-from .options import add_flags, flag_values, parse_setting
+from .options import Option, add_flags, flag_values, parse_setting
 from .pipeline import MODES
-from .trace.generators import DEFAULT_BAGS, MULTI_HOT
+from .trace.generators import BATCHES, BATCH_SIZE, DEFAULT_BAGS, MULTI_HOT, SEED, Drift
 
 EXIT_USAGE = 2
 
@@ -30,24 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise OptionError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {v}")
-    return v
+_positive_int = Option("", int, None, "", minimum=1).parse
 
 
 def _int_list(text: str) -> list[int]:
@@ -84,8 +67,7 @@ def _cmd_trace_generate(a) -> None:
                          seed=a.seed, alpha=a.alpha,
                          pooling=shape["pooling"] if a.pooling is None else a.pooling,
                          multi_hot=a.multi_hot or shape["multi_hot"], permute=not a.no_permute,
-                         hot_fraction=a.hot_fraction, hot_share=a.hot_share,
-                         drift_batches=a.drift_batches)
+                         **flag_values(a, [Drift]))
     _emit(trace.meta, a.json, sim.describe_trace(trace))
 
 
@@ -347,7 +329,7 @@ def _add_backend_commands(sub) -> None:
                    help="a model preset or TOML file (default: a small dot-interaction model)")
     _add_set_flag(t, hardware=False)
     t.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
-    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--seed", type=SEED.parse, default=SEED.default)
     t.add_argument("--save-weights", metavar="FILE.npz",
                    help="write every weight, under stable names, when training ends")
     t.add_argument("--json", action="store_true")
@@ -375,7 +357,7 @@ def _add_backend_commands(sub) -> None:
     v.add_argument("--threads", type=_positive_int, metavar="N",
                    help="torch threads, pinned for the whole run (default: 1 on cpu, torch's "
                         "own on cuda)")
-    v.add_argument("--seed", type=_non_negative_int, default=0)
+    v.add_argument("--seed", type=SEED.parse, default=SEED.default)
     v.add_argument("-o", "--output", required=True, metavar="DIR")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_cmd_validate)
@@ -406,17 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="independent: every id of a bag drawn; mlperf: the first drawn, the "
                         "others fixed uniform companions of it, as MLPerf DLRM-DCNv2's "
                         "multi-hot Criteo (default: the --like model's, else independent)")
-    g.add_argument("--hot-fraction", type=float, default=0.05,
-                   help="drift: fraction of each table's rows in the hot set (default 0.05)")
-    g.add_argument("--hot-share", type=float, default=0.9,
-                   help="drift: fraction of lookups that go to the hot set (default 0.9)")
-    g.add_argument("--drift-batches", type=_positive_int, default=100,
-                   help="drift: batches for the hot set to move by its own size (default 100)")
+    add_flags(g, [Drift])
     g.add_argument("--no-permute", action="store_true",
                    help="keep rank order: row 0 is the hottest (default: scattered)")
-    g.add_argument("--batch-size", type=_positive_int, required=True)
-    g.add_argument("--batches", type=_positive_int, required=True)
-    g.add_argument("--seed", type=_non_negative_int, required=True)
+    for option in (BATCH_SIZE, BATCHES, SEED):
+        g.add_argument(f"--{option.name.replace('_', '-')}", type=option.parse, required=True,
+                       metavar="N", help=option.help)
     g.add_argument("-o", "--output", required=True, metavar="DIR")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_cmd_trace_generate)
@@ -428,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one or more files (day_0 day_1 ...), read in the order given into one "
                         "trace; each may be gzip, bzip2, xz or zstd compressed")
     c.add_argument("--max-rows-per-table", type=_positive_int, metavar="M",
-                   help="hash ids modulo M-1 (row 0 is kept for missing values), as DLRM's "
+                   help="every table has M rows and value v goes to row v mod M, as DLRM's "
                         "max_ind_range; default: dense numbering in first-seen order")
     v = isub.add_parser("csv", help="categorical columns of a CSV (Avazu, MovieLens, Taobao style)")
     v.add_argument("file", metavar="FILE", help="may be gzip, bzip2, xz or zstd compressed")

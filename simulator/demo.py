@@ -81,30 +81,28 @@ def _simulate_rows(trace, capacity: int, model: str = MODEL) -> list[dict]:
     return rows
 
 
-def _format_replay(rows: list[dict]) -> list[str]:
-    out = [f"  {'policy':<12} {'hit rate':>9} {'misses':>12} {'evictions':>12}"]
+def _print_replay(rows: list[dict], print_fn) -> None:
+    print_fn(f"  {'policy':<12} {'hit rate':>9} {'misses':>12} {'evictions':>12}")
     for d in rows:
         if "infeasible" in d:
-            out.append(f"  {d['policy']:<12} infeasible: {d['infeasible']}")
+            print_fn(f"  {d['policy']:<12} infeasible: {d['infeasible']}")
         else:
-            out.append(f"  {d['policy']:<12} {d['hit_rate']:>9.3f} {d['misses']:>12,} "
-                       f"{d['evictions']:>12,}")
-    return out
+            print_fn(f"  {d['policy']:<12} {d['hit_rate']:>9.3f} {d['misses']:>12,} "
+                     f"{d['evictions']:>12,}")
 
 
-def _format_modes(rows: list[dict]) -> list[str]:
+def _print_modes(rows: list[dict], print_fn) -> None:
     sp = next((d for d in rows if d["mode"] == "scratchpipe" and "infeasible" not in d), None)
-    out = [f"  {'mode':<15} {'iteration':>11} {'samples/s':>13} {'bottleneck':>10} "
-           f"{'hit rate':>9} {'scratchpipe speedup':>20}"]
+    print_fn(f"  {'mode':<15} {'iteration':>11} {'samples/s':>13} {'bottleneck':>10} "
+             f"{'hit rate':>9} {'scratchpipe speedup':>20}")
     for d in rows:
         if "infeasible" in d:
-            out.append(f"  {d['mode']:<15} infeasible: {d['infeasible']}")
+            print_fn(f"  {d['mode']:<15} infeasible: {d['infeasible']}")
             continue
         speedup = (f"{d['iteration_time_s'] / sp['iteration_time_s']:.2f}x" if sp else "-")
-        out.append(f"  {d['mode']:<15} {d['iteration_time_s'] * 1e3:>8.3f} ms "
-                   f"{d['throughput_samples_per_s']:>13,.0f} {d['bottleneck']:>10} "
-                   f"{d['hit_rate']:>9.3f} {speedup:>20}")
-    return out
+        print_fn(f"  {d['mode']:<15} {d['iteration_time_s'] * 1e3:>8.3f} ms "
+                 f"{d['throughput_samples_per_s']:>13,.0f} {d['bottleneck']:>10} "
+                 f"{d['hit_rate']:>9.3f} {speedup:>20}")
 
 
 def _mlperf_study(out: Path, print_fn, batches: int) -> dict:
@@ -129,8 +127,7 @@ def _mlperf_study(out: Path, print_fn, batches: int) -> dict:
         modes = _simulate_rows(trace, capacity, model=MLPERF_MODEL)
         print_fn(f"\nScratchpad or cache of {gib} GiB of HBM ({capacity:,} rows with their "
                  f"state), on {HARDWARE}:")
-        for line in _format_modes(modes):
-            print_fn(line)
+        _print_modes(modes, print_fn)
         result["scratchpads"].append({"hbm_gib": gib, "capacity": capacity, "simulate": modes})
     return result
 
@@ -160,13 +157,11 @@ def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES,
         modes = _simulate_rows(trace, capacity)
         print_fn(f"\nCache of {capacity:,} rows ({capacity_arg} of the distinct rows)")
         print_fn("Replay (hit rate = hits / distinct rows of each batch, summed):")
-        for line in _format_replay(replays):
-            print_fn(line)
+        _print_replay(replays, print_fn)
         print_fn(f"Training on {HARDWARE} with {MODEL} (" + ", ".join(
             f"{k.replace('_', ' ')} {o.default}" for k, (o, _) in declared(MODES.values()).items())
             + "):")
-        for line in _format_modes(modes):
-            print_fn(line)
+        _print_modes(modes, print_fn)
         result["capacities"].append({"capacity": capacity, "capacity_arg": capacity_arg,
                                      "replay": replays, "simulate": modes})
     result["mlperf"] = _mlperf_study(out, print_fn, mlperf_batches)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import tomllib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -31,14 +31,16 @@ class Option:
         return tuple(self.choices()) if callable(self.choices) else self.choices
 
     def check(self, value, owner: str = ""):
-        """The value, checked (None only where the default is None)."""
+        """The value, checked (None only where the default is None). An option without a name
+        is a flag's type (the flag names itself)."""
         where = f"{owner}: " if owner else ""
+        subject = f"{where}{self.name} " if self.name else where
         if value is None and self.default is None:
             return None
         allowed = self.allowed()
         if allowed is not None:
             if value not in allowed:
-                raise OptionError(f"{where}{self.name} {value!r} is not one of "
+                raise OptionError(f"{subject}{value!r} is not one of "
                                   f"{', '.join(map(str, allowed))}")
             return value
         kinds = {int: (int, np.integer), float: (int, float, np.integer, np.floating)}
@@ -46,7 +48,7 @@ class Option:
                 or not isinstance(value, kinds.get(self.type, self.type))
                 or (self.minimum is not None and value < self.minimum)
                 or (self.maximum is not None and value > self.maximum)):
-            raise OptionError(f"{where}{self.name} must be {self.what()}, got {value!r}")
+            raise OptionError(f"{subject}must be {self.what()}, got {value!r}")
         return self.type(value)
 
     def what(self) -> str:
@@ -78,6 +80,38 @@ def resolve(options, values: dict, owner: str) -> dict:
         raise OptionError(f"{owner} takes no option {', '.join(unknown)}; its options: "
                           f"{', '.join(names) or 'none'}")
     return {o.name: o.check(values.get(o.name, o.default), owner) for o in options}
+
+
+class Configurable:
+    """A class that declares its options (a policy or a mode); an instance holds each
+    resolved value as an attribute of the same name."""
+
+    kind: ClassVar[str]  # "policy" or "mode", for messages
+    name: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    @classmethod
+    def applicable(cls, values: dict) -> tuple[Option, ...]:
+        """The options that apply when these are given: all of them, unless the value of one
+        decides which others apply (the cache mode's policy)."""
+        return cls.options
+
+    @classmethod
+    def resolve_options(cls, values: dict, strict: bool = True) -> dict:
+        """The applicable options' values, given or by default; not strict: values of options
+        that do not apply are dropped instead of refused (a sweep gives one to every point)."""
+        options = cls.applicable(values)
+        if not strict:
+            values = {o.name: values[o.name] for o in options if o.name in values}
+        return resolve(options, values, f"{cls.kind} {cls.name}")
+
+    def __init__(self, **values):
+        self._settings = self.resolve_options(values)
+        self.__dict__.update(self._settings)
+
+    def settings(self) -> dict:
+        """The options as they were resolved (recorded with every result)."""
+        return dict(self._settings)
 
 
 def declared(classes) -> dict[str, tuple[Option, list[str]]]:

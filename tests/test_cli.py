@@ -42,12 +42,14 @@ def test_generate_readable_output(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, needles", [
-    (["--tables", "0", "--rows", "10"], ["--tables", "must be positive"]),
+    (["--tables", "0", "--rows", "10"], ["--tables", "must be a positive integer, got 0"]),
     (["--tables", "2", "--rows", "10", "--batch-size", "-3"], ["--batch-size"]),
     (["--tables", "2"], ["--tables and --rows go together"]),
     (["--tables", "2", "--rows", "10", "--pooling", "x"], ["pooling 'x'", "bag size"]),
     (["--tables", "2", "--rows", "10", "--pooling", "1,2,3"], ["3 bag sizes for 2 tables"]),
-    (["--tables", "2", "--rows", "ten"], ["--rows", "'ten' is not an integer"]),
+    (["--tables", "2", "--rows", "ten"], ["--rows", "'ten' is not a positive integer"]),
+    (["--tables", "2", "--rows", "10", "--hot-share", "2"], ["--hot-share",
+                                                             "must be a number from 0 to 1"]),
     (["--like", "nothing-here"], ["--like nothing-here"]),
 ])
 def test_generate_bad_options(capsys, tmp_path, argv, needles):

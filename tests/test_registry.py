@@ -111,8 +111,15 @@ def test_the_toys_options_are_checked_and_used(toys, trace, model):
     once, twice = (simulate(trace, "toy-repeat", model=model, repeats=r) for r in (1, 2))
     assert twice.iteration_time > once.iteration_time and once.hit_rate == 1.0
     assert twice.config["repeats"] == 2 and "repeats 2" in twice.format()
-    with pytest.raises(OptionError, match="no mode takes option salt"):
-        simulate(trace, "toy-repeat", model=model, salt=1)
+    with pytest.raises(OptionError, match="no mode takes option bogus"):
+        simulate(trace, "toy-repeat", model=model, bogus=1)
+    # The cache mode takes any past-looking policy with that policy's options.
+    cached = simulate(trace, "cache", model=model, capacity=60, cache_policy="toy-random",
+                      salt=1)
+    assert cached.replay["params"] == {"salt": 1} and cached.replay["hits"] == a.hits
+    assert cached.config["cache_policy"] == "toy-random" and cached.config["salt"] == 1
+    with pytest.raises(OptionError, match="mode cache takes no option salt"):
+        simulate(trace, "cache", model=model, capacity=60, salt=1)  # LRU has no salt
 
 
 def test_the_toys_and_their_options_are_in_the_cli(toys, trace, model, capsys):

@@ -20,6 +20,7 @@ from ..errors import OptionError
 from ..pipeline import MODES as TRAIN_MODES, make_mode  # one registry of modes
 from ..trace import open_trace
 from ..workload import ModelConfig, load_model
+from .validation import validate
 
 
 def _trainer(mode: str):
@@ -75,14 +76,11 @@ def train(trace, mode: str, device: str = "cpu", iterations: int | None = None,
     dot-interaction model); overlap: run scratchpipe's and cache-prefetch's transfers beside
     training (default: on CUDA)."""
     from ..caches import resolve_capacity
-    from .base import DEVICES, TrainConfig, prepare_batches, torch
+    from .base import TrainConfig, check_device, prepare_batches
     trace = open_trace(trace)
     m = make_mode(mode, **options)
     cls = _trainer(mode)
-    if device not in DEVICES:
-        raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
+    check_device(device)
     n = trace.num_batches if iterations is None else int(iterations)
     if not 0 < n <= trace.num_batches:
         raise OptionError(f"iterations must be in 1..{trace.num_batches} (the trace's "
@@ -116,20 +114,6 @@ def calibrate(output, device: str = "cpu", quick: bool = False) -> dict:
     profile = measure(device, quick=quick)
     write_profile(profile, output)
     return profile
-
-
-def validate(output, device: str = "cpu", profile=None, quick: bool = False,
-             seed: int = 0, trace=None, model=None, threads: int | None = None,
-             progress=None) -> dict:
-    """Train a grid of configurations for real (the quick grid with quick), or with `trace`
-    the five modes on that trace and `model` (the held-out check), simulate them with the
-    profile (None: calibrate this machine first), and write results.csv,
-    predicted_vs_measured.png and summary.json to the directory `output`. threads: torch's
-    threads for the whole run (default: 1 on the CPU, torch's current number on CUDA).
-    Returns the summary, with `passed` against the targets (see backend/validation.py)."""
-    from .validation import validate as run
-    return run(output, device=device, profile=profile, quick=quick, seed=seed, trace=trace,
-               model=model, threads=threads, progress=progress)
 
 
 __all__ = ["TRAIN_MODES", "backend_model", "calibrate", "save_weights", "train", "validate"]

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CapacityError, OptionError
+from ..errors import OptionError
 
 # The optimizers of the embedding rows (the model file's names) and the state columns each
 # keeps beside a row of `dim` columns. The MLPs take torch.optim.SGD, or torch.optim.Adagrad
@@ -48,6 +49,13 @@ def import_torch():
 torch = import_torch()
 nn = torch.nn
 F = torch.nn.functional
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
 
 
 @dataclass(frozen=True)
@@ -236,8 +244,11 @@ class StageTimer:
             return event
         return time.perf_counter()
 
+    @contextmanager
     def stage(self, name: str, iteration: int, host: bool = False):
-        return _Span(self, name, iteration, host)
+        start = self._now(host)
+        yield
+        self._spans.setdefault(name, []).append((iteration, start, self._now(host)))
 
     def seconds(self) -> dict[str, np.ndarray]:
         if self.cuda:
@@ -250,18 +261,6 @@ class StageTimer:
                               else start.elapsed_time(end) / 1e3)
             out[name] = column
         return out
-
-
-class _Span:
-    def __init__(self, timer, name, iteration, host):
-        self.timer, self.name, self.iteration, self.host = timer, name, iteration, host
-
-    def __enter__(self):
-        self.start = self.timer._now(self.host)
-
-    def __exit__(self, *exc):
-        self.timer._spans.setdefault(self.name, []).append(
-            (self.iteration, self.start, self.timer._now(self.host)))
 
 
 # -- the trainer --------------------------------------------------------------------------------
@@ -417,10 +416,3 @@ def initial_table(trace, dims: np.ndarray, width: int, seed: int):
         values = torch.rand(tab.rows, int(dims[t]), generator=generator) * (2 * bound) - bound
         table[tab.offset:tab.offset + tab.rows, :int(dims[t])] = values
     return table
-
-
-def check_fits(capacity: int, batch: Batch, what: str) -> None:
-    if len(batch.rows) > capacity:
-        raise CapacityError(f"a {what} of {capacity:,} rows cannot hold batch {batch.index}, "
-                            f"which uses {len(batch.rows):,} distinct rows; give a larger "
-                            "--capacity")

@@ -5,8 +5,8 @@ recency in first-occurrence order, and victims are the least recent resident row
 batch does not use (the planner with no lookahead: the rows of batch i-1 become evictable
 when batch i is planned)."""
 
-from ..errors import OptionError
-from .base import Trainer, check_fits
+from ..errors import CapacityError, OptionError
+from .base import Trainer
 from .planner import Planner
 from .slots import SlotStore
 
@@ -18,21 +18,21 @@ class Cache(Trainer):
         super().__init__(*args, **kwargs)
         if self.config.options["cache_policy"] != "lru":
             raise OptionError("the backend's cache is LRU: give --cache-policy lru")
-        capacity = self.config.capacity
-        self.planner = Planner(self.trace.total_rows, capacity, lookahead=0, victim="lru")
-        self.store = SlotStore(self.initial_table, capacity, self.device, self.timer,
-                               self.planner.slot_of_row)
+        self.planner = Planner(self.trace.total_rows, self.config.capacity, lookahead=0)
+        self.store = SlotStore(self.initial_table, self.planner, self.device, self.timer)
 
     def iteration(self, i):
         batch, store = self.batches[i], self.store
-        check_fits(store.capacity, batch, "cache")
+        if len(batch.rows) > store.capacity:
+            raise CapacityError(f"a cache of {store.capacity:,} rows cannot hold batch "
+                                f"{batch.index}, which uses {len(batch.rows):,} distinct rows; "
+                                "give a larger --capacity")
         with self.timer.stage("plan", i):
             plan = self.planner.plan(i, batch.rows)
         store.place(plan.missing, plan.victims, i)
         self.fetched[i], self.evicted[i] = len(plan.missing), len(plan.victims)
         with self.timer.stage("train", i):
-            on_device = plan.slots_tensor.to(self.device)
-            self.train_rows(store.data, on_device, batch, i)
+            self.train_rows(store.data, plan.slots_tensor.to(self.device), batch, i)
 
     def host_table(self):
         return self.store.flush()

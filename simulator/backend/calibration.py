@@ -2,22 +2,11 @@
 a TOML profile in the layout of hardware/presets/*.toml, which load_hardware reads back.
 
 Micro-benchmarks only, each of exactly what the timing model uses (calibration never runs the
-validation grid):
-- dispatch_us: the real training step (backend gpu-only) at batch 1, where no FLOPs are left:
-  its median time divided by the framework ops it dispatches (counted with a dispatch mode);
-- the GEMM efficiency grid: addmm over a grid of shapes, each product's time less that of the
-  same op with no work, against the best rate reached;
-- stream bandwidth: an elementwise add at several sizes, fitted to time = t0 + bytes / rate;
-- gather and scatter efficiency: the backend's index_select and index_copy_ over random rows
-  of 16, 64, 256 and 512 bytes;
-- the embedding backward (embedding_bag's) at several lookup counts, less the row traffic the
-  profile already charges: its bookkeeping per lookup (sorting ids, finding bags and runs);
-- the fixed time of each product of a batched GEMM: bmm of tiny matrices, one operand
-  transposed as the dot interaction has it;
-- copies at several sizes, fitted to latency + bytes / bandwidth, pinned and pageable;
-- host row gathers with the backend's own op (index_select) at two row sizes with one thread
-  (row latency and a thread's bandwidth) and with every thread (the DRAM bound);
-- the planner (planner.py) on random batches of two sizes: time per batch and per row.
+validation grid); the function measuring each number says how: _link (the host link's
+copies), _host_rows (host row gathers), _copy_bandwidth and _stream_gb_per_s (memory),
+_row_efficiency (device gathers and scatters), _gemm_grid, _batched_gemm_ns (the dot
+interaction's bmm), _segment_ns_per_key (the embedding backward's bookkeeping), _planner and
+dispatch_us (the framework's cost per op).
 On CUDA the link is the host link and the "gpu" section the device; on the CPU the "device"
 is the host itself (kind = "cpu"), and its profile predicts the backend's CPU runs, as
 `scratchsim validate --device cpu` checks.
@@ -28,6 +17,7 @@ Each number is the median of a few timed repeats after a warm-up.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import statistics
 import tempfile
@@ -40,7 +30,7 @@ from .._atomic import atomic_path
 from ..errors import OptionError
 from ..hardware import HardwareProfile, load_hardware
 from ..hardware.profile import GATHER_ROW_BYTES
-from .base import DEVICES, torch
+from .base import check_device, torch
 
 _GB = 1e9
 HOST_ROW_BYTES = (64, 1024)  # two row sizes for the latency + bytes / bandwidth fit
@@ -110,6 +100,10 @@ class _Clock:
         calls = max(1, int(budget / max(self.seconds(fn, 1), 1e-7)))
         return calls if self.evict is None else min(calls, 50)
 
+    def seconds_amortized(self, fn, repeats: int) -> float:
+        """seconds() with calls_for(fn) calls per repeat."""
+        return self.seconds(fn, repeats, self.calls_for(fn))
+
 
 def _fit_line(x, t):
     """(intercept, slope) of the least-squares line t = intercept + slope * x, both >= 0."""
@@ -156,7 +150,7 @@ def _link(clock, device, repeats):
             full_duplex)
 
 
-def _host_rows(clock, table_bytes, repeats):
+def _host_rows(table_bytes, repeats):
     """(row latency ns, thread GB/s, DRAM GB/s): random row gathers with index_select at two
     row sizes on one thread, and of the large rows with every thread."""
     threads = torch.get_num_threads()
@@ -196,15 +190,13 @@ def _bare(clock, device, repeats):
 
 def _stream_gb_per_s(clock, device, repeats):
     """Elementwise add (two reads, one write) at several sizes: time = t0 + bytes / rate."""
-    times, moved = [], []
+    times = []
     for nbytes in STREAM_BYTES:
         x = torch.ones(nbytes // 4, device=device)
         y = torch.ones_like(x)
         out = torch.empty_like(x)
-        times.append(clock.seconds(lambda: torch.add(x, y, out=out), repeats,
-                                   clock.calls_for(lambda: torch.add(x, y, out=out))))
-        moved.append(3 * nbytes)
-    return 1 / _fit_line(moved, times)[1] / _GB
+        times.append(clock.seconds_amortized(lambda: torch.add(x, y, out=out), repeats))
+    return 1 / _fit_line([3 * nbytes for nbytes in STREAM_BYTES], times)[1] / _GB
 
 
 def _row_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
@@ -226,9 +218,10 @@ def _row_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
 
 
 def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT_KEYS):
-    """The embedding backward's time per lookup besides its rows, at several lookup counts:
-    embedding_bag's backward (one lookup a bag, half as many distinct rows of 16 bytes)
-    timed, less what the model charges for the rows (profile_rows(lookups, distinct))."""
+    """The embedding backward's time per lookup besides its rows (sorting ids, finding bags
+    and runs), at several lookup counts: embedding_bag's backward (one lookup a bag, half as
+    many distinct rows of 16 bytes) timed, less what the model charges for the rows
+    (profile_rows(lookups, distinct))."""
     import torch.nn.functional as F
     out = {}
     for count in keys:
@@ -241,7 +234,7 @@ def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT
         def backward():
             torch.autograd.grad(pooled, weight, grad, retain_graph=True)
 
-        seconds = clock.seconds(backward, repeats, clock.calls_for(backward)) - bare
+        seconds = clock.seconds_amortized(backward, repeats) - bare
         rest = max(seconds - profile_rows(count, count // 2), 1e-12)
         out[str(count)] = rest / count * 1e9
     return out
@@ -252,8 +245,7 @@ def _batched_gemm_ns(clock, device, bare, repeats, products=4096):
     the dot interaction's is, past its flops."""
     a = torch.randn(products, 4, 4, device=device)
     b = a.transpose(1, 2)
-    seconds = clock.seconds(lambda: torch.bmm(a, b), repeats,
-                            clock.calls_for(lambda: torch.bmm(a, b))) - bare
+    seconds = clock.seconds_amortized(lambda: torch.bmm(a, b), repeats) - bare
     return max(seconds, 0.0) / products * 1e9
 
 
@@ -261,15 +253,12 @@ def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
     """(peak TFLOP/s, {"MxKxN": efficiency}): addmm over the grid, each time less the bare
     op's, against the best rate any shape reached."""
     rates = {}
-    for m in shapes[0]:
-        for k in shapes[1]:
-            for n in shapes[2]:
-                a = torch.randn(m, k, device=device).to(dtype)
-                b = torch.randn(k, n, device=device).to(dtype)
-                bias = torch.randn(n, device=device).to(dtype)
-                fn = (lambda a=a, b=b, bias=bias: torch.addmm(bias, a, b))
-                seconds = clock.seconds(fn, repeats, clock.calls_for(fn)) - bare
-                rates[f"{m}x{k}x{n}"] = 2 * m * k * n / max(seconds, 1e-9)
+    for m, k, n in itertools.product(*shapes):
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
+        bias = torch.randn(n, device=device).to(dtype)
+        seconds = clock.seconds_amortized(lambda: torch.addmm(bias, a, b), repeats) - bare
+        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / max(seconds, 1e-9)
     peak = max(rates.values())
     return peak / 1e12, {s: float(min(1.0, max(r / peak, 1e-6))) for s, r in rates.items()}
 
@@ -280,7 +269,7 @@ def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
     fixed + rows probed or placed x per row."""
     from .planner import Planner
     rng = np.random.default_rng(0)
-    evict = torch.ones(2 * _private_cache_bytes() // 4)
+    evict = _Clock(torch.device("cpu")).evict
     rows_handled, seconds = [], []
     for size in sizes:
         total = 20 * size
@@ -335,16 +324,13 @@ def dispatch_us(device: str, repeats: int = 5) -> float:
 def calibrate(device: str = "cpu", quick: bool = False) -> dict:
     """Measure this machine; returns the profile in the TOML layout (HardwareProfile.from_dict
     reads it)."""
-    if device not in DEVICES:
-        raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OptionError("no CUDA device is available to this PyTorch; use --device cpu")
+    check_device(device)
     dev = torch.device(device)
     clock = _Clock(dev)
     big = 128 << 20  # bytes: past the private caches, as a training step's data is
     repeats = 5
     h2d, d2h, pageable, latency, duplex = _link(clock, dev, repeats)
-    row_latency, thread_bw, dram = _host_rows(clock, big, repeats)
+    row_latency, thread_bw, dram = _host_rows(big, repeats)
     dram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     memory = _copy_bandwidth(clock, dev, big, repeats)
     bare = _bare(clock, dev, repeats)
@@ -405,22 +391,19 @@ def _toml_value(value) -> str:
 
 def profile_toml(profile: dict) -> str:
     """The profile as TOML text in the presets' layout."""
+    def table(prefix, values):
+        """The values of a table, then each of its subtables under its header."""
+        out = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+        for key, inner in values.items():
+            if isinstance(inner, dict):
+                name = f"{prefix}.{key}" if prefix else key
+                out += ["", f"[{name}]"] + table(name, inner)
+        return out
+
     lines = ["# Measured by `scratchsim calibrate`: every number below is a median of timed",
              "# repeats on this machine (see simulator/backend/calibration.py for the benchmarks).",
              ""]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in profile.items() if not isinstance(v, dict)]
-
-    def table(name, values):
-        out = ["", f"[{name}]"]
-        out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
-        for sub, inner in ((k, v) for k, v in values.items() if isinstance(v, dict)):
-            out += table(f"{name}.{sub}", inner)
-        return out
-
-    for section, values in profile.items():
-        if isinstance(values, dict):
-            lines += table(section, values)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + table("", profile)) + "\n"
 
 
 def write_profile(profile: dict, path) -> Path:

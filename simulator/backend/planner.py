@@ -57,10 +57,9 @@ the host worker thread.
 - transfer, only when M > 0: 0 ops; cuda +1 (the staged rows in).
 - insert, only when M > 0: 2 ops, the wrap of the missing rows' slots and the scatter into
   the store (aten.index_copy_); cuda +1 (the slots in).
-- train: the same ops as gpu-only's train stage: the gather of the batch's rows from the
-  store (aten.index.Tensor), the ops of Trainer.train_step, the scatter of the updated rows
-  (aten.index_put_; a batch of one distinct row adds an aten.view); cuda +1 (the slots in,
-  which gpu-only copies before its stage).
+- train: gpu-only's train stage, Trainer.train_rows: the gather of the batch's rows from the
+  store (aten.index_select), the ops of train_step, the scatter of the updated rows
+  (aten.index_copy_); cuda +1 (the slots in).
 """
 
 from __future__ import annotations
@@ -140,7 +139,9 @@ class Planner:
             b, *released = self.window.popleft()
             self.pool.release(b << POSITION_BITS, *released, self.used_again[b % ring])
         evict = max(0, self.occupancy + misses - self.capacity)
-        victims, evicted = self.pool.take(evict, j)
+        victims, evicted = self.pool.take(evict)
+        if len(victims) < evict:
+            raise TooFewVictims(j, evict, len(victims))
         missing = np.empty(misses, dtype=np.int64)
         missing_slots = np.empty(misses, dtype=np.int64)
         self.occupancy = _assign(rows, slots, key, victims, evicted, self.occupancy,
@@ -167,15 +168,13 @@ class LruVictims:
         self.tail = _push_released(key, slots, rows, used_again, self.keys, self.slots,
                                    self.rows, self.tail)
 
-    def take(self, count: int, j: int):
-        """The `count` least recent evictable slots and their rows."""
+    def take(self, count: int):
+        """The `count` least recent evictable slots and their rows (fewer if fewer are)."""
         victims = np.empty(count, dtype=np.int64)
         rows = np.empty(count, dtype=np.int64)
         found, self.head = _pop_queue(count, self.recency, self.keys, self.slots, self.rows,
                                       self.head, self.tail, victims, rows)
-        if found < count:
-            raise TooFewVictims(j, count, found)
-        return victims, rows
+        return victims[:found], rows[:found]
 
 
 class FutureVictims:
@@ -202,17 +201,15 @@ class FutureVictims:
             self.stack_slots, self.stack_rows, self.top, self.order, self.keys, self.slots,
             self.size)
 
-    def take(self, count: int, j: int):
+    def take(self, count: int):
         """The never-used-again slots, most recently released first, then the furthest next
-        uses; and their rows."""
+        uses; and their rows (fewer than `count` if fewer are evictable)."""
         victims = np.empty(count, dtype=np.int64)
         rows = np.empty(count, dtype=np.int64)
         found, self.top, self.size = _pop_future(
             count, self.recency, self.total_rows, self.stack_slots, self.stack_rows, self.top,
             self.order, self.keys, self.slots, self.size, victims, rows)
-        if found < count:
-            raise TooFewVictims(j, count, found)
-        return victims, rows
+        return victims[:found], rows[:found]
 
 
 def _faulted_in(n: int) -> np.ndarray:

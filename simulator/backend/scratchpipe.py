@@ -123,11 +123,9 @@ class ScratchPipe(Trainer):
         super().__init__(*args, **kwargs)
         self.lookahead = self.config.options["lookahead"]
         self.victim = self.config.options["victim"]
-        capacity = self.config.capacity
-        self.planner = Planner(self.trace.total_rows, capacity, self.lookahead, self.victim,
-                               never=self.trace.num_batches)
-        self.store = SlotStore(self.initial_table, capacity, self.device, self.timer,
-                               self.planner.slot_of_row)
+        self.planner = Planner(self.trace.total_rows, self.config.capacity, self.lookahead,
+                               self.victim, never=self.trace.num_batches)
+        self.store = SlotStore(self.initial_table, self.planner, self.device, self.timer)
         self.next_use = (next_uses(self.trace, self.batches) if self.victim == "future"
                          else None)
         self.planned = 0
@@ -144,12 +142,11 @@ class ScratchPipe(Trainer):
         while self.planned <= last:
             self.plan(self.planned, i)
             self.planned += 1
-        batch, store = self.batches[i], self.store
         if self.overlap:
             self.overlap.ready(i)
         with self.timer.stage("train", i):
-            on_device = self.slots.pop(i).to(self.device)
-            self.train_rows(store.data, on_device, batch, i)
+            slots = self.slots.pop(i).to(self.device)
+            self.train_rows(self.store.data, slots, self.batches[i], i)
         if self.overlap:
             self.overlap.trained()
 

@@ -22,14 +22,16 @@ from .planner import NOT_RESIDENT
 
 
 class SlotStore:
-    def __init__(self, host_table, capacity: int, device, timer, slot_of_row: np.ndarray):
+    """The store of the slots `planner` (a Planner) assigns."""
+
+    def __init__(self, host_table, planner, device, timer):
         self.host = host_table
-        self.capacity = capacity
+        self.capacity = planner.capacity
         self.device = device
         self.timer = timer
-        self.data = torch.zeros(capacity, host_table.shape[1], device=device)
-        self.slot_of_row = slot_of_row  # the planner's directory
-        self.row_of_slot = np.full(capacity, NOT_RESIDENT, dtype=np.int64)
+        self.data = torch.zeros(self.capacity, host_table.shape[1], device=device)
+        self.slot_of_row = planner.slot_of_row  # the planner's directory
+        self.row_of_slot = np.full(self.capacity, NOT_RESIDENT, dtype=np.int64)
         self.pinned = self.device.type == "cuda"
 
     def place(self, missing: np.ndarray, victims: np.ndarray, i: int) -> None:

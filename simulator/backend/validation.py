@@ -3,14 +3,12 @@ trace, model and hardware profile; report measured against predicted per-iterati
 whether the predictions meet the targets.
 
 The grid (Grid, FULL and QUICK below): workloads of every batch size x embedding dim, each with
-its own model (bottom MLP [13, 32, dim], dot interaction, top MLP [32, 1]) and, per batch
-size, a seeded Zipf trace shared by both dims. Per workload: gpu-only and hybrid; cache and
-cache-prefetch at each capacity (a percentage of the trace's distinct rows); scratchpipe at
-each capacity x lookahead, with every victim policy (QUICK) or one in turn (FULL: each
-(capacity, lookahead, victim) runs on half the workloads). The trace sizes are chosen so
-that every capacity holds what a batch and a scratchpad window need (min_capacity); a
-configuration that would not fit is skipped and the summary says why. Calibration never
-sees these configurations: it runs micro-benchmarks only.
+its own model (grid_model) and, per batch size, a seeded Zipf trace shared by both dims; per
+workload the configurations of workload_configs, at capacities given as percentages of the
+trace's distinct rows. The trace sizes are chosen so that every capacity holds what a batch
+and a scratchpad window need (min_capacity); a configuration that would not fit is skipped
+and the summary says why. Calibration never sees these configurations: it runs
+micro-benchmarks only.
 
 A held-out check (validate(trace=..., model=...)) runs the five modes on a given trace and
 model instead: gpu-only, hybrid, cache and cache-prefetch at 25%, scratchpipe at 25% with a
@@ -25,11 +23,8 @@ its median (iteration_time_p50_s); per-stage times are medians too, on both side
 same warm-up (the stage names are each side's own).
 
 Scores: MAPE (a fraction), the worst configuration (largest |error|), and Kendall's tau of the
-ranking over all pairs of configurations, where a pair whose measured times are within 5% of
-each other is a tie and left out; a pair the measurement separates but the prediction gives
-exactly the same time counts as discordant. Targets (TARGETS): the full grid MAPE <= 10%,
-tau >= 0.8, no configuration off by more than 25%; --quick and the held-out check MAPE <= 15%.
-The summary says PASS or FAIL against them; the command reports, it does not fail.
+ranking over all pairs of configurations (rank_pairs: measured times within 5% are a tie).
+The summary says PASS or FAIL against TARGETS; the command reports, it does not fail.
 
 Output, written to a temporary directory and renamed into place: results.csv (one row per
 configuration, with the per-stage medians measured and predicted), predicted_vs_measured.png,
@@ -39,6 +34,7 @@ summary.json, and profile.toml when this machine was calibrated first.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import shutil
@@ -51,10 +47,9 @@ import numpy as np
 
 from .._version import __version__
 from ..caches import min_capacity, resolve_capacity
-from ..caches.base import distinct_rows
 from ..errors import OptionError
 from ..hardware import load_hardware
-from ..pipeline import make_mode, simulate
+from ..pipeline import MODES, make_mode, simulate
 from ..trace import generate, open_trace
 from ..trace.format import replace_dir
 from ..workload import ModelConfig
@@ -63,12 +58,12 @@ TIE = 0.05  # measured times within 5% of each other are a tie for Kendall's tau
 TARGETS = {"full": {"mape": 0.10, "kendall_tau": 0.8, "worst": 0.25},
            "quick": {"mape": 0.15},
            "held-out": {"mape": 0.15}}
-MODE_ORDER = ("gpu-only", "hybrid", "cache", "cache-prefetch", "scratchpipe")
 # On the CPU one thread by default: a run that shares its cores with other work is then slowed,
 # not stalled (two OpenMP threads on two busy cores wait for each other at every op).
 DEFAULT_CPU_THREADS = 1
 HELD_OUT_CAPACITY = 25  # % of the trace's distinct rows
 HELD_OUT_LOOKAHEAD = 2
+HELD_OUT_VICTIMS = ("lru",)
 
 
 @dataclass(frozen=True)
@@ -96,29 +91,35 @@ class Grid:
         return [(b, d) for b in self.batch_sizes for d in self.dims]
 
     def configs(self) -> list[dict]:
-        """Every configuration: batch_size, dim, mode, capacity_pct, lookahead, victim (None
-        where the mode has no such setting)."""
+        """Every configuration, workload by workload (see workload_configs)."""
         out = []
         for j, (batch_size, dim) in enumerate(self.workloads()):
-            base = {"batch_size": batch_size, "dim": dim, "capacity_pct": None,
-                    "lookahead": None, "victim": None}
-            out += [dict(base, mode="gpu-only"), dict(base, mode="hybrid")]
-            k = j
-            for pct in self.capacities:
-                out += [dict(base, mode=m, capacity_pct=pct) for m in ("cache", "cache-prefetch")]
-                for w in self.lookaheads:
-                    if self.alternate_victims:
-                        victims = (self.victims[k % len(self.victims)],)
-                        k += 1
-                    else:
-                        victims = self.victims
-                    out += [dict(base, mode="scratchpipe", capacity_pct=pct, lookahead=w,
-                                 victim=v) for v in victims]
+            if self.alternate_victims:
+                victims = ((self.victims[k % len(self.victims)],) for k in itertools.count(j))
+            else:
+                victims = itertools.repeat(self.victims)
+            out += workload_configs(batch_size, dim, self.capacities, self.lookaheads, victims)
         return out
 
     def describe(self) -> dict:
         return dict(asdict(self), kind=self.name, workloads=[list(w) for w in self.workloads()],
                     configurations=len(self.configs()), generator="zipf")
+
+
+def workload_configs(batch_size, dim, capacities, lookaheads, victims) -> list[dict]:
+    """A workload's configurations: batch_size, dim, mode, capacity_pct, lookahead, victim
+    (None where the mode has no such setting). gpu-only and hybrid; cache and cache-prefetch
+    at each capacity; scratchpipe at each capacity x lookahead with the victim policies of
+    the tuple that the iterator `victims` gives for that pair."""
+    base = {"batch_size": batch_size, "dim": dim, "capacity_pct": None, "lookahead": None,
+            "victim": None}
+    out = [dict(base, mode="gpu-only"), dict(base, mode="hybrid")]
+    for pct in capacities:
+        out += [dict(base, mode=m, capacity_pct=pct) for m in ("cache", "cache-prefetch")]
+        for w in lookaheads:
+            out += [dict(base, mode="scratchpipe", capacity_pct=pct, lookahead=w, victim=v)
+                    for v in next(victims)]
+    return out
 
 
 # Sizes measured on the 2-core development machine: every capacity fits (the 5 batches a
@@ -133,12 +134,12 @@ QUICK = Grid("quick", tables=4, rows_per_table=20_000, batches=150, alpha=1.05,
 
 
 def grid_model(dim: int, batch_size: int) -> ModelConfig:
-    """The model of a grid workload: the backend's small dot-interaction model at this dim
-    (the dot interaction needs the bottom MLP's output equal to the embedding dim)."""
+    """The model of a grid workload: the backend's default model at this dim (the dot
+    interaction needs the bottom MLP's output equal to the embedding dim)."""
+    from . import DEFAULT_MODEL
     return ModelConfig.from_dict(
-        {"name": f"validation-d{dim}", "embedding_dim": dim, "bottom_mlp": [13, 32, dim],
-         "top_mlp": [32, 1], "interaction": "dot", "batch_size": batch_size, "dtype": "fp32",
-         "optimizer": "sgd"}, source="validation grid")
+        dict(DEFAULT_MODEL, name=f"validation-d{dim}", embedding_dim=dim, batch_size=batch_size,
+             bottom_mlp=DEFAULT_MODEL["bottom_mlp"][:-1] + [dim]), source="validation grid")
 
 
 # -- scores -------------------------------------------------------------------------------------
@@ -172,12 +173,11 @@ def _checks(kind: str, mape: float, tau: float | None, worst: float) -> list[dic
     out = []
     for metric, target in TARGETS[kind].items():
         value = values[metric]
-        if metric == "kendall_tau":
-            ok = value is not None and value >= target
-        else:
-            ok = value is not None and math.isfinite(value) and value <= target
+        at_least = metric == "kendall_tau"  # tau has a floor, the errors a ceiling
+        ok = value is not None and (value >= target if at_least
+                                    else math.isfinite(value) and value <= target)
         out.append({"metric": metric, "value": value, "target": target,
-                    "comparison": ">=" if metric == "kendall_tau" else "<=", "ok": bool(ok)})
+                    "comparison": ">=" if at_least else "<=", "ok": bool(ok)})
     return out
 
 
@@ -192,12 +192,10 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
     intra-op threads for the whole run, calibration included (default: 1 on the CPU, torch's
     current number on CUDA), restored at the end. progress: called with one line of text per
     configuration. Returns the summary."""
-    from . import backend_model
-    from .base import DEVICES, torch
-    from .calibration import calibrate as measure, write_profile
+    from . import backend_model, calibrate
+    from .base import check_device, torch
 
-    if device not in DEVICES:
-        raise OptionError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
+    check_device(device)
     if model is not None and trace is None:
         raise OptionError("--model goes with --trace (the held-out check); the grid builds "
                           "its own models")
@@ -227,7 +225,7 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
     torch.set_num_threads(threads)
     try:
         if profile is None:
-            write_profile(measure(device, quick=quick), work / "profile.toml")
+            calibrate(work / "profile.toml", device, quick=quick)
             # Recorded where it will be once the output is in place.
             hardware = replace(load_hardware(work / "profile.toml"),
                                source=str(output / "profile.toml"))
@@ -261,59 +259,45 @@ def _replaceable(directory: Path) -> bool:
 def _run_grid(grid: Grid, work: Path, context) -> tuple[list, list, dict]:
     results, skipped = [], []
     configs = grid.configs()
-    done = 0
-    (work / "traces").mkdir()
     for batch_size in grid.batch_sizes:
-        trace = generate("zipf", work / "traces" / f"b{batch_size}",
-                         table_rows=[grid.rows_per_table] * grid.tables, batch_size=batch_size,
-                         num_batches=grid.batches, seed=context["seed"], alpha=grid.alpha,
-                         show_progress=False)
+        path = work / f"trace-b{batch_size}"  # removed once its workloads have run
+        trace = generate("zipf", path, table_rows=[grid.rows_per_table] * grid.tables,
+                         batch_size=batch_size, num_batches=grid.batches, seed=context["seed"],
+                         alpha=grid.alpha, show_progress=False)
         needs = _needs(trace, grid.lookaheads)
         for dim in grid.dims:
             model = grid_model(dim, batch_size)
-            for config in configs:
-                if (config["batch_size"], config["dim"]) != (batch_size, dim):
-                    continue
-                done += 1
-                row = _run_one(trace, model, config, needs, context, skipped,
-                               f"[{done}/{len(configs)}]")
-                if row is not None:
-                    results.append(row)
+            # configs() lists the workloads in this loop's order: k is the run's number
+            for k, config in enumerate(configs, 1):
+                if (config["batch_size"], config["dim"]) == (batch_size, dim):
+                    _run_one(trace, model, config, needs, context, results, skipped,
+                             f"[{k}/{len(configs)}]")
         del trace
-        shutil.rmtree(work / "traces" / f"b{batch_size}")
-    shutil.rmtree(work / "traces", ignore_errors=True)
+        shutil.rmtree(path)
     return results, skipped, grid.describe()
 
 
 def _run_held_out(trace, model, context) -> tuple[list, list, dict]:
     dim = model.embedding_dim if isinstance(model.embedding_dim, int) else list(model.embedding_dim)
-    base = {"batch_size": trace.batch_size, "dim": dim, "capacity_pct": None, "lookahead": None,
-            "victim": None}
-    configs = [dict(base, mode="gpu-only"), dict(base, mode="hybrid"),
-               dict(base, mode="cache", capacity_pct=HELD_OUT_CAPACITY),
-               dict(base, mode="cache-prefetch", capacity_pct=HELD_OUT_CAPACITY),
-               dict(base, mode="scratchpipe", capacity_pct=HELD_OUT_CAPACITY,
-                    lookahead=HELD_OUT_LOOKAHEAD, victim="lru")]
+    configs = workload_configs(trace.batch_size, dim, (HELD_OUT_CAPACITY,),
+                               (HELD_OUT_LOOKAHEAD,), itertools.repeat(HELD_OUT_VICTIMS))
     needs = _needs(trace, (HELD_OUT_LOOKAHEAD,))
     results, skipped = [], []
     for k, config in enumerate(configs, 1):
-        row = _run_one(trace, model, config, needs, context, skipped, f"[{k}/{len(configs)}]")
-        if row is not None:
-            results.append(row)
+        _run_one(trace, model, config, needs, context, results, skipped, f"[{k}/{len(configs)}]")
     description = {"kind": "held-out", "trace": str(trace.path), "model": model.name,
                    "model_source": model.source, "tables": trace.num_tables,
                    "table_rows": [int(r) for r in trace.table_rows],
                    "batch_size": trace.batch_size, "batches": trace.num_batches,
                    "capacities": [HELD_OUT_CAPACITY], "lookaheads": [HELD_OUT_LOOKAHEAD],
-                   "victims": ["lru"], "configurations": len(configs)}
+                   "victims": list(HELD_OUT_VICTIMS), "configurations": len(configs)}
     return results, skipped, description
 
 
-def _needs(trace, lookaheads) -> dict:
-    """What each mode needs of a capacity: the distinct rows of the trace, of the largest
-    batch (cache), and of the largest window of W + 1 batches (cache-prefetch: W = 1)."""
-    windows = {w: min_capacity(trace, lookahead=w) for w in sorted({0, 1, *lookaheads})}
-    return {"distinct": distinct_rows(trace), "window": windows}
+def _needs(trace, lookaheads) -> dict[int, int]:
+    """What each mode needs of a capacity, by lookahead W: the distinct rows of the largest
+    window of W + 1 batches (cache: W = 0, the largest batch; cache-prefetch: W = 1)."""
+    return {w: min_capacity(trace, lookahead=w) for w in sorted({0, 1, *lookaheads})}
 
 
 def _label(config: dict) -> str:
@@ -325,17 +309,18 @@ def _label(config: dict) -> str:
     return " ".join(parts)
 
 
-def _run_one(trace, model, config, needs, context, skipped, counter):
-    """Train and simulate one configuration; returns its row, or None (with a note in
-    `skipped`) when its capacity cannot hold what it needs."""
+def _run_one(trace, model, config, needs, context, results, skipped, counter) -> None:
+    """Train and simulate one configuration and add its row to `results`, or a note to
+    `skipped` when its capacity cannot hold what it needs."""
     from . import train
     mode = config["mode"]
     label = _label(config)
-    settings = {}
+    options = {k: config[k] for k in ("lookahead", "victim") if config[k] is not None}
+    settings = dict(options)
     if config["capacity_pct"] is not None:
         capacity = resolve_capacity(trace, f"{config['capacity_pct']}%")
         window = {"cache": 0, "cache-prefetch": 1}.get(mode, config["lookahead"])
-        need = needs["window"][window]
+        need = needs[window]
         if capacity < need:
             what = ("its largest batch" if window == 0 else
                     f"a window of {window + 1} batches")
@@ -343,11 +328,10 @@ def _run_one(trace, model, config, needs, context, skipped, counter):
             skipped.append({"config": label, **config, "capacity_rows": capacity,
                             "needed_rows": need, "reason": note})
             context["progress"](f"{counter} skipped: {note}")
-            return None
+            return
         settings["capacity"] = capacity
-    settings.update({k: config[k] for k in ("lookahead", "victim") if config[k] is not None})
     n = trace.num_batches
-    warmup = make_mode(mode, **{k: v for k, v in settings.items() if k != "capacity"}).warmup(n)
+    warmup = make_mode(mode, **options).warmup(n)
     measured = train(trace, mode, device=context["device"], model=model, seed=context["seed"],
                      **settings)
     predicted = simulate(trace, mode, hardware=context["hardware"], model=model,
@@ -361,9 +345,9 @@ def _run_one(trace, model, config, needs, context, skipped, counter):
            "measured_stages": {k: float(np.median(v[warmup:]))
                                for k, v in measured.stage_seconds.items()},
            "predicted_stages": _predicted_stages(predicted)}
+    results.append(row)
     context["progress"](f"{counter} {label}: measured {measured_s * 1e3:.3f} ms, predicted "
                         f"{predicted_s * 1e3:.3f} ms ({row['error_pct']:+.1f}%)")
-    return row
 
 
 def _predicted_stages(result) -> dict[str, float]:
@@ -384,10 +368,10 @@ def _predicted_stages(result) -> dict[str, float]:
 def _summary(kind, results, skipped, description, hardware, device, threads, seed) -> dict:
     measured = np.array([r["measured_s"] for r in results], dtype=float)
     predicted = np.array([r["predicted_s"] for r in results], dtype=float)
-    errors = np.abs(predicted - measured) / measured if len(results) else np.array([])
-    mape = float(np.mean(errors)) if len(results) else None
-    worst = None
+    errors = np.abs(predicted - measured) / measured
+    mape = worst = None
     if len(results):
+        mape = float(np.mean(errors))
         k = int(np.argmax(errors))
         worst = {"config": results[k]["config"], "error": float(errors[k]),
                  "error_pct": results[k]["error_pct"], "measured_s": results[k]["measured_s"],
@@ -418,19 +402,17 @@ FIXED_COLUMNS = ("workload", "batch_size", "dim", "mode", "capacity_rows", "capa
 
 
 def _write(work: Path, results, summary) -> None:
-    measured_stages = list(dict.fromkeys(s for r in results for s in r["measured_stages"]))
-    predicted_stages = list(dict.fromkeys(s for r in results for s in r["predicted_stages"]))
-    columns = (list(FIXED_COLUMNS) + [f"measured_{s}_s" for s in measured_stages]
-               + [f"predicted_{s}_s" for s in predicted_stages])
+    stages = {side: list(dict.fromkeys(s for r in results for s in r[f"{side}_stages"]))
+              for side in ("measured", "predicted")}
+    columns = list(FIXED_COLUMNS) + [f"{side}_{s}_s" for side in stages for s in stages[side]]
     with open(work / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for r in results:
             row = {c: r.get(c) for c in FIXED_COLUMNS}
             row["workload"] = f"B{r['batch_size']} d{r['dim']}"
-            row.update({f"measured_{s}_s": r["measured_stages"].get(s) for s in measured_stages})
-            row.update({f"predicted_{s}_s": r["predicted_stages"].get(s)
-                        for s in predicted_stages})
+            row.update({f"{side}_{s}_s": r[f"{side}_stages"].get(s)
+                        for side in stages for s in stages[side]})
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _figure(results, summary, work / "predicted_vs_measured.png")
@@ -442,13 +424,12 @@ def _figure(results, summary, path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    colours = dict(zip(MODE_ORDER, ("tab:blue", "tab:orange", "tab:green", "tab:red",
-                                    "tab:purple")))
-    for mode in MODE_ORDER:
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    for mode, colour in zip(MODES, colours):
         points = [(r["measured_s"] * 1e3, r["predicted_s"] * 1e3) for r in results
                   if r["mode"] == mode]
         if points:
-            ax.scatter(*zip(*points), label=mode, color=colours[mode], s=18, alpha=0.8)
+            ax.scatter(*zip(*points), label=mode, color=colour, s=18, alpha=0.8)
     values = [v for r in results for v in (r["measured_s"] * 1e3, r["predicted_s"] * 1e3)]
     if values:
         line = [min(values) / 1.5, max(values) * 1.5]
@@ -459,21 +440,26 @@ def _figure(results, summary, path) -> None:
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
-    tau = summary["kendall_tau"]
-    mape = summary["mape"]
     ax.set(xlabel="measured ms per iteration (median)",
            ylabel="predicted ms per iteration (median)",
            title=f"{KIND_NAMES[summary['kind']]} on {summary['device']}, profile "
                  f"{summary['profile']}\n"
-                 f"MAPE {'n/a' if mape is None else f'{mape:.1%}'}, Kendall τ "
-                 f"{'n/a' if tau is None else f'{tau:.2f}'}: "
-                 f"{'PASS' if summary['passed'] else 'FAIL'}")
+                 f"MAPE {_or_na(summary['mape'], '.1%')}, Kendall τ "
+                 f"{_or_na(summary['kendall_tau'], '.2f')}: {_verdict(summary)}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 KIND_NAMES = {"full": "full grid", "quick": "quick grid", "held-out": "held-out check"}
+
+
+def _or_na(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _verdict(summary: dict) -> str:
+    return "PASS" if summary["passed"] else "FAIL"
 
 
 def format_summary(summary: dict, output=None) -> str:
@@ -490,27 +476,24 @@ def format_summary(summary: dict, output=None) -> str:
                      f"{c['predicted_s'] * 1e3:12.3f} {c['error_pct']:+7.1f}%")
     for s in summary["skipped"]:
         lines.append(f"skipped: {s['reason']}")
-    mape, tau, worst = summary["mape"], summary["kendall_tau"], summary["worst"]
-    pairs = summary["kendall_pairs"]
-    mape_text = "n/a" if mape is None else f"{mape:.1%}"
-    tau_text = "n/a" if tau is None else f"{tau:.2f}"
+    worst, pairs = summary["worst"], summary["kendall_pairs"]
     worst_text = "n/a" if worst is None else f"{worst['error']:.1%} ({worst['config']})"
     lines.append(
         f"{KIND_NAMES[summary['kind']]}, {len(summary['configs'])} configurations on "
         f"{summary['device']} (torch threads: {summary['threads']}), profile "
         f"{summary['profile']}: "
-        f"MAPE {mape_text}, worst {worst_text}, Kendall tau {tau_text} "
+        f"MAPE {_or_na(summary['mape'], '.1%')}, worst {worst_text}, Kendall tau "
+        f"{_or_na(summary['kendall_tau'], '.2f')} "
         f"({pairs['concordant']} concordant, {pairs['discordant']} discordant, "
         f"{pairs['tied']} tied pairs)")
     checks = []
     for c in summary["checks"]:
         if c["metric"] == "kendall_tau":
-            value, target = ("n/a" if c["value"] is None else f"{c['value']:.3f}"), c["target"]
+            value, target = _or_na(c["value"], ".3f"), c["target"]
         else:
-            value = "n/a" if c["value"] is None else f"{c['value']:.2%}"
-            target = f"{c['target']:.0%}"
+            value, target = _or_na(c["value"], ".2%"), f"{c['target']:.0%}"
         checks.append(f"{c['metric']} {value} {c['comparison']} {target} "
                       f"{'ok' if c['ok'] else 'MISSED'}")
-    lines.append(f"{'PASS' if summary['passed'] else 'FAIL'} against the targets: "
+    lines.append(f"{_verdict(summary)} against the targets: "
                  + ", ".join(checks) + (f"; written to {output}" if output is not None else ""))
     return "\n".join(lines)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._atomic import atomic_open
 from ..errors import CapacityError, OptionError
-from ..options import Option, resolve
+from ..options import Configurable
 from ..trace.format import DEFAULT_CHUNK_LOOKUPS, Chunk, Trace
 
 # Columns of the per-batch statistics table, in order.
@@ -109,16 +109,15 @@ def resolve_capacity(trace: Trace, capacity) -> int:
     return rows
 
 
-class Policy(ABC):
+class Policy(Configurable, ABC):
     """One replacement policy. Subclasses set `name`, declare their `options` and implement
     process(); each option's value is an attribute of the same name."""
 
-    name: ClassVar[str]
-    options: ClassVar[tuple[Option, ...]] = ()
+    kind = "policy"
     on_demand: ClassVar[bool] = True  # fetches a batch's misses (the cache mode can use it)
 
     def __init__(self, trace: Trace, capacity: int, **params):
-        self.__dict__.update(resolve(self.options, params, f"policy {self.name}"))
+        super().__init__(**params)
         self.trace = trace
         self.capacity = capacity
 
@@ -126,10 +125,6 @@ class Policy(ABC):
     def process(self, chunk: Chunk, stats: np.ndarray) -> None:
         """Replay the chunk's batches; stats is the (chunk batches, len(STATS)) int64 view of
         the per-batch table to fill."""
-
-    def params(self) -> dict:
-        """The policy's options as they were resolved (recorded with the result)."""
-        return {o.name: getattr(self, o.name) for o in self.options}
 
     def summary(self) -> dict:
         """Policy-specific results beyond the per-batch table (e.g. peak occupancy)."""
@@ -260,7 +255,7 @@ def run_replay(policy: Policy, trace: Trace, max_lookups: int = DEFAULT_CHUNK_LO
         policy.close()
     if per_batch:
         _fold(totals, stats)
-    return ReplayResult(policy.name, policy.capacity, policy.params(), nb, totals, stats,
+    return ReplayResult(policy.name, policy.capacity, policy.settings(), nb, totals, stats,
                         policy.summary(), str(trace.path))
 
 

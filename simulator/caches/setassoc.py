@@ -193,8 +193,9 @@ class SetAssociative(Policy):
         self._tag = np.zeros(n, dtype=np.int64)
         self._state = np.zeros(2, dtype=np.int64)
 
-    def params(self):
-        return {"ways": self.ways, "inner": self.inner, "sets": self.sets,
+    def settings(self):
+        # What the capacity became, recorded beside the options.
+        return {**super().settings(), "sets": self.sets,
                 "effective_capacity": self.sets * self.ways}
 
     def process(self, chunk, stats):

@@ -77,9 +77,10 @@ READ_MODIFY_WRITE = 2
 _GB = 1e9
 
 
-def _spec(section: str, kind: type, check: str = "positive") -> dict:
-    """Field metadata: the TOML section a value lives in, its type and its allowed range."""
-    return {"section": section, "kind": kind, "check": check}
+def _spec(kind: type, check: str = "positive") -> dict:
+    """Field metadata: a value's type and allowed range (its TOML section and key are in the
+    field's name, <section>_<key>)."""
+    return {"kind": kind, "check": check}
 
 
 @dataclass(frozen=True)
@@ -91,29 +92,29 @@ class HardwareProfile:
     description: str
     source: str
     kind: str
-    link_h2d_gb_per_s: float = field(metadata=_spec("link", float))
-    link_d2h_gb_per_s: float = field(metadata=_spec("link", float))
-    link_pageable_gb_per_s: float = field(metadata=_spec("link", float))
-    link_latency_us: float = field(metadata=_spec("link", float, "non-negative"))
-    link_full_duplex: bool = field(metadata=_spec("link", bool, "any"))
-    cpu_dram_gb_per_s: float = field(metadata=_spec("cpu", float))
-    cpu_row_latency_ns: float = field(metadata=_spec("cpu", float, "non-negative"))
-    cpu_threads: int = field(metadata=_spec("cpu", int))
-    cpu_thread_gb_per_s: float = field(metadata=_spec("cpu", float))
-    cpu_dram_capacity_gib: float = field(metadata=_spec("cpu", float))
-    cpu_dispatch_us: float = field(metadata=_spec("cpu", float, "non-negative"))
-    cpu_plan_us: float = field(metadata=_spec("cpu", float, "non-negative"))
-    cpu_plan_row_ns: float = field(metadata=_spec("cpu", float, "non-negative"))
-    gpu_hbm_gb_per_s: float = field(metadata=_spec("gpu", float))
-    gpu_stream_efficiency: float = field(metadata=_spec("gpu", float, "fraction"))
-    gpu_launch_us: float = field(metadata=_spec("gpu", float, "non-negative"))
-    gpu_hbm_capacity_gib: float = field(metadata=_spec("gpu", float))
-    gpu_batched_gemm_ns: float = field(metadata=_spec("gpu", float, "non-negative"))
-    gpu_gather_efficiency: dict = field(metadata=_spec("gpu", dict, "by row bytes"))
-    gpu_scatter_efficiency: dict = field(metadata=_spec("gpu", dict, "by row bytes"))
-    gpu_segment_ns_per_key: dict = field(metadata=_spec("gpu", dict, "by keys"))
-    gpu_matrix_tflops: dict = field(metadata=_spec("gpu", dict, "tflops"))
-    gpu_gemm_efficiency: dict = field(metadata=_spec("gpu", dict, "gemm grids"))
+    link_h2d_gb_per_s: float = field(metadata=_spec(float))
+    link_d2h_gb_per_s: float = field(metadata=_spec(float))
+    link_pageable_gb_per_s: float = field(metadata=_spec(float))
+    link_latency_us: float = field(metadata=_spec(float, "non-negative"))
+    link_full_duplex: bool = field(metadata=_spec(bool, "any"))
+    cpu_dram_gb_per_s: float = field(metadata=_spec(float))
+    cpu_row_latency_ns: float = field(metadata=_spec(float, "non-negative"))
+    cpu_threads: int = field(metadata=_spec(int))
+    cpu_thread_gb_per_s: float = field(metadata=_spec(float))
+    cpu_dram_capacity_gib: float = field(metadata=_spec(float))
+    cpu_dispatch_us: float = field(metadata=_spec(float, "non-negative"))
+    cpu_plan_us: float = field(metadata=_spec(float, "non-negative"))
+    cpu_plan_row_ns: float = field(metadata=_spec(float, "non-negative"))
+    gpu_hbm_gb_per_s: float = field(metadata=_spec(float))
+    gpu_stream_efficiency: float = field(metadata=_spec(float, "fraction"))
+    gpu_launch_us: float = field(metadata=_spec(float, "non-negative"))
+    gpu_hbm_capacity_gib: float = field(metadata=_spec(float))
+    gpu_batched_gemm_ns: float = field(metadata=_spec(float, "non-negative"))
+    gpu_gather_efficiency: dict = field(metadata=_spec(dict, "by row bytes"))
+    gpu_scatter_efficiency: dict = field(metadata=_spec(dict, "by row bytes"))
+    gpu_segment_ns_per_key: dict = field(metadata=_spec(dict, "by keys"))
+    gpu_matrix_tflops: dict = field(metadata=_spec(dict, "tflops"))
+    gpu_gemm_efficiency: dict = field(metadata=_spec(dict, "gemm grids"))
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
@@ -131,7 +132,7 @@ class HardwareProfile:
                   "kind": data["kind"]}
         expected = {}
         for f in _value_fields():
-            section, key = f.metadata["section"], f.name.split("_", 1)[1]
+            section, key = f.name.split("_", 1)
             expected.setdefault(section, {})[key] = f
         for top in data:
             if top not in expected and top not in ("name", "description", "source", "kind"):
@@ -154,10 +155,9 @@ class HardwareProfile:
             raise OptionError(f"{source}: [gpu.gemm_efficiency] has a grid for "
                               f"{', '.join(sorted(grids - peaks))} but [gpu.matrix_tflops] no "
                               "peak; give both or neither")
-        missing = peaks - grids
-        if missing:
+        if peaks - grids:
             raise OptionError(f"{source}: [gpu.gemm_efficiency] has no grid for "
-                              f"{', '.join(sorted(missing))}; give one per precision of "
+                              f"{', '.join(sorted(peaks - grids))}; give one per precision of "
                               "[gpu.matrix_tflops]")
         return cls(**values)
 
@@ -188,22 +188,19 @@ class HardwareProfile:
         plus the time to stream the row's bytes at thread_gb_per_s; `threads` share the rows.
         Small rows are latency-bound by it. The second term is the host's DRAM bandwidth, the
         limit that large rows reach when enough threads stream."""
-        return self._cpu_rows_time(rows, row_bytes, bytes_moved_per_row_byte=1)
+        rows = np.asarray(rows, dtype=np.float64)
+        row_bytes = np.asarray(row_bytes, dtype=np.float64)
+        per_thread = rows * (self.cpu_row_latency_ns * 1e-9
+                             + row_bytes / (self.cpu_thread_gb_per_s * _GB)) / self.cpu_threads
+        dram_bound = rows * row_bytes / (self.cpu_dram_gb_per_s * _GB)
+        return _free_when_idle(rows, np.maximum(per_thread, dram_bound))
 
     def cpu_scatter_time(self, rows, row_bytes):
         """CPU threads write `rows` random rows back (an optimizer update or an evicted row's
         write-back): as cpu_gather_time, but every byte is read and written (READ_MODIFY_WRITE),
         while the latency is paid once per row (the write does not wait). Pass row_bytes with
         the optimizer state when the state is updated with the row."""
-        return self._cpu_rows_time(rows, row_bytes, bytes_moved_per_row_byte=READ_MODIFY_WRITE)
-
-    def _cpu_rows_time(self, rows, row_bytes, bytes_moved_per_row_byte: int):
-        rows = np.asarray(rows, dtype=np.float64)
-        moved = bytes_moved_per_row_byte * np.asarray(row_bytes, dtype=np.float64)
-        per_thread = rows * (self.cpu_row_latency_ns * 1e-9
-                             + moved / (self.cpu_thread_gb_per_s * _GB)) / self.cpu_threads
-        dram_bound = rows * moved / (self.cpu_dram_gb_per_s * _GB)
-        return _free_when_idle(rows, np.maximum(per_thread, dram_bound))
+        return self.cpu_gather_time(rows, READ_MODIFY_WRITE * np.asarray(row_bytes, np.float64))
 
     def gather_efficiency(self, row_bytes, table=None):
         """The fraction of hbm_gb_per_s a random row gather (or, given the scatter table, a
@@ -247,8 +244,10 @@ class HardwareProfile:
     def gemm_efficiency(self, m, k, n, precision: str = "fp32"):
         """The fraction of the matrix peak an (m x k) @ (k x n) product reaches: trilinear
         interpolation of the profile's grid in log(m), log(k), log(n), clamped to its edges."""
-        grid = self._gemm_grid(precision)
-        axes, table = grid
+        if precision not in self.gpu_matrix_tflops:
+            raise OptionError(f"hardware {self.name} has no {precision} matrix throughput; "
+                              f"choose one of {', '.join(self.gpu_matrix_tflops)}")
+        axes, table = _grid(self.gpu_gemm_efficiency[precision])
         point = [np.log2(np.maximum(np.asarray(x, float), 1)) for x in (m, k, n)]
         return _interp3(axes, table, point)
 
@@ -259,12 +258,6 @@ class HardwareProfile:
                 * self.gpu_matrix_tflops[precision] * 1e12)
         flops = np.asarray(flops, dtype=np.float64)
         return _free_when_idle(flops, flops / rate)
-
-    def _gemm_grid(self, precision: str):
-        if precision not in self.gpu_matrix_tflops:
-            raise OptionError(f"hardware {self.name} has no {precision} matrix throughput; "
-                              f"choose one of {', '.join(self.gpu_matrix_tflops)}")
-        return _grid(self.gpu_gemm_efficiency[precision])
 
     def plan_time(self, rows):
         """The host planner's time for a batch whose distinct rows plus misses are `rows`."""
@@ -313,7 +306,8 @@ class HardwareProfile:
                 value = {str(size): eff for size, eff in value.items()}
             elif isinstance(value, dict):
                 value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
-            out.setdefault(f.metadata["section"], {})[f.name.split("_", 1)[1]] = value
+            section, key = f.name.split("_", 1)
+            out.setdefault(section, {})[key] = value
         return out
 
     def describe(self) -> str:
@@ -343,7 +337,7 @@ class HardwareProfile:
 
 
 def _value_fields():
-    return [f for f in dataclasses.fields(HardwareProfile) if "section" in f.metadata]
+    return [f for f in dataclasses.fields(HardwareProfile) if f.metadata]
 
 
 def _checked(value, f, where: str):
@@ -352,14 +346,22 @@ def _checked(value, f, where: str):
         if not isinstance(value, bool):
             raise OptionError(f"{where} must be true or false, got {value!r}")
         return value
-    if check == "tflops":
-        if not isinstance(value, dict) or "fp32" not in value:
+    if check in ("tflops", "gemm grids"):  # one entry per precision
+        if check == "tflops" and not (isinstance(value, dict) and "fp32" in value):
             raise OptionError(f"{where} must be a table of TFLOP/s per precision with at least "
                               f"fp32 (precisions: {', '.join(PRECISIONS)})")
-        for precision, tflops in value.items():
-            _check_precision(precision, where)
-            _checked_number(tflops, float, "positive", f"{where} {precision}")
-        return {p: float(t) for p, t in value.items()}
+        if not isinstance(value, dict):
+            raise OptionError(f"{where} must have one table per precision of MxKxN = efficiency")
+        out = {}
+        for precision, entry in value.items():
+            if precision not in PRECISIONS:
+                raise OptionError(f"{where}: unknown precision {precision!r}; known: "
+                                  f"{', '.join(PRECISIONS)}")
+            if check == "tflops":
+                out[precision] = _checked_number(entry, float, "positive", f"{where} {precision}")
+            else:
+                out[precision] = _checked_grid(entry, f"{where}.{precision}")
+        return out
     if check in ("by row bytes", "by keys"):
         what, example, value_check = (
             ("efficiencies by row bytes", " ".join(f"{b} = 0.5" for b in GATHER_ROW_BYTES),
@@ -373,21 +375,7 @@ def _checked(value, f, where: str):
                 raise OptionError(f"{where}: {size!r} is not a positive whole number")
             out[int(size)] = _checked_number(number, float, value_check, f"{where} {size}")
         return out
-    if check == "gemm grids":
-        if not isinstance(value, dict):
-            raise OptionError(f"{where} must have one table per precision of MxKxN = efficiency")
-        out = {}
-        for precision, table in value.items():
-            _check_precision(precision, where)
-            out[precision] = _checked_grid(table, f"{where}.{precision}")
-        return out
     return _checked_number(value, kind, check, where)
-
-
-def _check_precision(precision, where: str) -> None:
-    if precision not in PRECISIONS:
-        raise OptionError(f"{where}: unknown precision {precision!r}; known: "
-                          f"{', '.join(PRECISIONS)}")
 
 
 def _checked_grid(table, where: str) -> dict:

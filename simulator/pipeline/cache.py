@@ -12,12 +12,28 @@ CACHE_POLICY = Option("cache_policy", str, "lru", "the past-looking policy of th
                       choices=lambda: [n for n, p in POLICIES.items() if p.on_demand])
 
 
+class _WithPolicyOptions:
+    """cache_policy and the options of every past-looking policy, read when asked (a policy
+    registered later brings its own)."""
+
+    def __get__(self, mode, cls):
+        policies = [p for p in POLICIES.values() if p.on_demand]
+        return (CACHE_POLICY, *dict.fromkeys(o for p in policies for o in p.options))
+
+
 class Cache(CachedMode):
     name = "cache"
-    options = (CACHE_POLICY,)
+    options = _WithPolicyOptions()
+
+    @classmethod
+    def applicable(cls, values):
+        policy = POLICIES.get(values.get("cache_policy", CACHE_POLICY.default))
+        # An unknown policy keeps every option, so that its own name is what gets refused.
+        return cls.options if policy is None else (CACHE_POLICY, *policy.options)
 
     def replay(self, trace, capacity):
-        return replay(trace, policy=self.cache_policy, capacity=capacity, per_batch=True)
+        return replay(trace, policy=self.cache_policy, capacity=capacity, per_batch=True,
+                      **{k: v for k, v in self.settings().items() if k != "cache_policy"})
 
     def programs(self, n):
         return {"gpu": [s for b in range(n)

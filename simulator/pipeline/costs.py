@@ -8,7 +8,7 @@ its optimizer state (row_state_bytes), since both are updated together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,7 +16,6 @@ from ..hardware import HardwareProfile
 from ..workload import ModelConfig
 from . import ops
 from .ops import FP32_BYTES, INDEX_BYTES, Op
-
 
 
 @dataclass
@@ -39,28 +38,22 @@ class StageCosts:
         self.work, self.hw, self.model = work, hardware, model
         self.num_tables = num_tables
         self.n = len(work)
-        dims = [model.dim(t if isinstance(model.embedding_dim, tuple) else 0)
-                for t in range(num_tables)]
+        tables = range(num_tables)
+        row_bytes = [model.row_bytes(t) for t in tables]
         # The backend stores every row padded to the widest table, its optimizer state beside
         # (none, one column, or adagrad's one per column of the widest table): a moved row
         # weighs the widest table's row and state.
-        dim = max(dims)
-        state_columns = max(model.optimizer_state_bytes(t) for t in range(num_tables)) \
-            // FP32_BYTES
+        dim = max(model.dim(t) for t in tables)
+        state_columns = max(model.optimizer_state_bytes(t) for t in tables) // FP32_BYTES
         self.shape = ops.StepShape(
-            dim=dim, width=dim + state_columns, row_bytes=max(model.row_bytes(t) for t in
-                                                             range(num_tables)),
-            tables=num_tables,
+            dim=dim, width=dim + state_columns, row_bytes=max(row_bytes), tables=num_tables,
             bottom=tuple(model.bottom_mlp), top=(model.top_mlp_input(num_tables),)
             + tuple(model.top_mlp), interaction=model.interaction, optimizer=model.optimizer,
             dcn_layers=model.dcn_layers or 0, dcn_rank=model.dcn_rank or 0)
-        self.row_bytes = float(model.row_bytes(0) if len(set(dims)) == 1
-                               else np.mean([model.row_bytes(t) for t in range(num_tables)]))
-        self.row_state_bytes = float(max(model.row_bytes_with_state(t)
-                                         for t in range(num_tables)))
-        dense_features = model.bottom_mlp[0]
+        self.row_bytes = float(np.mean(row_bytes))
+        self.row_state_bytes = float(max(model.row_bytes_with_state(t) for t in tables))
         w = work
-        self.input_dense_bytes = w.samples * (dense_features + 1) * FP32_BYTES
+        self.input_dense_bytes = w.samples * (model.bottom_mlp[0] + 1) * FP32_BYTES
         self.index_bytes = w.lookups * INDEX_BYTES
         self.pooled_bytes = w.samples * num_tables * self.row_bytes
         self.fetch_bytes = w.misses * self.row_state_bytes
@@ -87,18 +80,12 @@ class StageCosts:
 
     def gather_rows(self, rows, on_host: bool = False, count=1) -> Op:
         """Rows (with their state) gathered by an index op, on the device or by the host."""
-        if on_host:
-            return Op("index_select", "host_gather", count, rows=rows,
-                      row_bytes=self.row_state_bytes, nbytes=np.asarray(rows, float)
-                      * self.row_state_bytes)
-        return ops.gather("index_select", rows, self.row_state_bytes, count)
+        op = ops.gather("index_select", rows, self.row_state_bytes, count)
+        return replace(op, kind="host_gather") if on_host else op
 
     def scatter_rows(self, rows, on_host: bool = False, count=1) -> Op:
-        if on_host:
-            return Op("index_copy_", "host_scatter", count, rows=rows,
-                      row_bytes=self.row_state_bytes, nbytes=np.asarray(rows, float)
-                      * self.row_state_bytes)
-        return ops.scatter("index_copy_", rows, self.row_state_bytes, count)
+        op = ops.scatter("index_copy_", rows, self.row_state_bytes, count)
+        return replace(op, kind="host_scatter") if on_host else op
 
     def copies(self, nbytes, direction: str, pinned: bool = True, count=1) -> list[Op]:
         """A copy between host and device (`.to(device)`): none on kind cpu, where the

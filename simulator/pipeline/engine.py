@@ -1,10 +1,10 @@
 """The discrete-event engine: one SimPy process per resource, executing its program in order.
 
-A training mode describes, per iteration, which stages run on which resource (the host's main
-and worker threads, PCIe H2D, PCIe D2H, GPU), the order in which each resource issues them (as a real implementation issues
-work to a thread or a CUDA stream), and which earlier stages each one waits for. Every
-resource is then a process that takes its next stage, waits until the stages it depends on
-have finished, and is busy for the stage's duration.
+A training mode describes, per iteration, which stages run on which resource (RESOURCES), the
+order in which each resource issues them (as a real implementation issues work to a thread or a
+CUDA stream), and which earlier stages each one waits for. Every resource is then a process
+that takes its next stage, waits until the stages it depends on have finished, and is busy for
+the stage's duration.
 
 A dependency is on a step's end, or, written started(stage, b), on its start: a host thread
 that plans ahead once it has issued a training step does not wait for the GPU to finish it.

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..caches import ReplayResult
 from ..errors import OptionError
-from ..options import Option, resolve
+from ..options import Configurable
 from .costs import StageCosts
 from .engine import Step
 from .ops import INDEX_BYTES, Op
@@ -68,17 +68,10 @@ def make_mode(name: str, **options) -> "Mode":
     return cls(**{o.name: options[o.name] for o in cls.options if o.name in options})
 
 
-class Mode(ABC):
-    name: ClassVar[str]
-    options: ClassVar[tuple[Option, ...]] = ()  # each value is an attribute of the same name
+class Mode(Configurable, ABC):
+    kind = "mode"
     uses_cache: ClassVar[bool] = False  # needs a capacity and a replay
     tables_on_device: ClassVar[bool] = False  # every table in HBM (else in host memory)
-
-    def __init__(self, **options):
-        self.__dict__.update(resolve(self.options, options, f"mode {self.name}"))
-
-    def settings(self) -> dict:
-        return {o.name: getattr(self, o.name) for o in self.options}
 
     def replay(self, trace, capacity) -> ReplayResult | None:
         """The cache decisions this mode trains with (None: no cache)."""

@@ -72,8 +72,7 @@ def gather(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
 
 def scatter(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
     """An index_copy_: `rows` rows read densely and written in place."""
-    return Op(name, "scatter", count, rows=rows, row_bytes=row_bytes,
-              nbytes=np.asarray(rows, float) * row_bytes, what=what)
+    return replace(gather(name, rows, row_bytes, count, what), kind="scatter")
 
 
 def gemm(name: str, m, k, n, batched=1, what: str = "") -> Op:
@@ -82,8 +81,7 @@ def gemm(name: str, m, k, n, batched=1, what: str = "") -> Op:
     # A batch of small products runs like one product of the stacked rows, plus a fixed time
     # for each product.
     return Op(name, "gemm", flops=2 * m * k * n * batched, shape=(m * batched, k, n),
-              batched=batched,
-              nbytes=FP32_BYTES * (m * k + k * n + m * n) * batched, what=what)
+              batched=batched, nbytes=FP32_BYTES * (m * k + k * n + m * n) * batched, what=what)
 
 
 class Costs:
@@ -275,9 +273,8 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 stream("index", FP32_BYTES * s * (n * n + pairs), what="dot: pairs"),
                 stream("cat", 2 * FP32_BYTES * s * (d + pairs), what="dot")]
     elif shape.interaction == "dcn":  # x0: the bottom output and the pooled rows, flattened
-        ops += [view("unsqueeze", what="dcn"), stream("cat", 2 * FP32_BYTES * s * n * d,
-                                                        what="dcn"),
-                view("view", what="dcn")]
+        ops += [view("unsqueeze", what="dcn"),
+                stream("cat", 2 * FP32_BYTES * s * n * d, what="dcn"), view("view", what="dcn")]
         for layer in range(shape.dcn_layers):
             ops += cross_forward(s, n * d, shape.dcn_rank, f"cross.{layer}")
     else:
@@ -371,7 +368,7 @@ def update_rows(shape: StepShape, unique) -> list[Op]:
             stream("mul", 3 * emb, what="update"), stream("sum", emb + col, what="update"),
             stream("div add", 3 * col, count=2, what="update"), view("select", what="update"),
             stream("copy_", 2 * col, what="update"), view("slice", what="update"),
-            stream("mul", 2 * emb, what="update"), stream("sqrt add", 2 * col, count=2,
-                                                          what="update"),
+            stream("mul", 2 * emb, what="update"),
+            stream("sqrt add", 2 * col, count=2, what="update"),
             view("unsqueeze", what="update"), stream("div sub", 3 * emb, count=2, what="update"),
             view("slice", what="update"), stream("copy_", 2 * emb, what="update")]

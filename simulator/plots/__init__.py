@@ -18,12 +18,6 @@ from .style import RC
 _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}}
 
 
-def _save(fig, path: Path, fmt: str) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata=_METADATA[fmt])
-    return path
-
-
 def make_figures(results_path, out_dir, only=None) -> list[Path]:
     """Draw every figure the results hold data for (or just those named in only) into out_dir
     as NAME.png and NAME.pdf; return the paths written."""
@@ -46,7 +40,11 @@ def make_figures(results_path, out_dir, only=None) -> list[Path]:
                 continue
             fig, _ = drawn
             try:
-                written += [_save(fig, out / f"{stem}.{fmt}", fmt) for fmt in ("png", "pdf")]
+                for fmt in ("png", "pdf"):
+                    path = out / f"{stem}.{fmt}"
+                    with atomic_path(path) as tmp:
+                        fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata=_METADATA[fmt])
+                    written.append(path)
             finally:
                 plt.close(fig)
     return written

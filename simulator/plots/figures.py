@@ -18,9 +18,11 @@ from matplotlib.ticker import NullFormatter
 
 from ..errors import OptionError
 from ..hardware import is_hardware_key
+from ..pipeline import MODES
+from ..pipeline.engine import RESOURCES
 from ..sweep.spec import is_override, registered_options
-from .style import (DOUBLE_COLUMN, MODE_COLORS, RESOURCE_ORDER, SINGLE_COLUMN, STAGE_ORDER,
-                    mode_color, policy_color, stage_color)
+from .style import (DOUBLE_COLUMN, MODE_COLORS, SINGLE_COLUMN, STAGE_ORDER, mode_color,
+                    policy_color, stage_color)
 
 BASELINES = ("hybrid", "cache", "cache-prefetch")
 
@@ -151,7 +153,7 @@ def _speedups(rows: pd.DataFrame) -> pd.DataFrame:
         same = equal.all(axis=1)
         for base in BASELINES:
             b = rows[same & (rows["mode"] == base)]
-            if base != "hybrid":  # cached baselines are compared at the same capacity
+            if MODES[base].uses_cache:  # cached baselines are compared at the same capacity
                 b = b[b["capacity"] == sp["capacity"]]
             if len(b):
                 records.append({**{c: sp[c] for c in context}, "capacity": sp["capacity"],
@@ -188,8 +190,10 @@ def plot_speedup(df: pd.DataFrame):
     return fig, data[["group", "baseline", "speedup"]]
 
 
-def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> None:
-    """One line per mode over x; a mode without x values (nothing of x applies) is flat."""
+def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float, xlabel: str,
+                ylabel: str) -> None:
+    """One line of y (times scale, from zero) over x per mode; a mode without x values
+    (nothing of x applies) is flat."""
     order = list(MODE_COLORS)
     for mode in sorted(set(data["mode"]), key=lambda m: (m not in order, order.index(m) if m in
                                                          order else m)):
@@ -198,17 +202,19 @@ def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> N
             ax.plot(g[x], g[y] * scale, marker="o", color=color, label=mode)
         else:
             ax.axhline(g[y].iloc[0] * scale, color=color, linestyle="--", label=mode)
-
-
-def _iteration_time_figure(data: pd.DataFrame, x: str, xlabel: str):
-    """One line of iteration time (ms) against column x per mode."""
-    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
-    _mode_lines(ax, data, x, "iteration_time_s", 1e3)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("iteration time (ms)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=6)
-    return fig
+
+
+def _iteration_time_figure(rows: pd.DataFrame, x: str, xlabel: str):
+    """(figure, data) of iteration time (ms) against column x, one line per mode."""
+    data = rows[["mode", x, "iteration_time_s"]].sort_values(
+        ["mode", x], kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
+    _mode_lines(ax, data, x, "iteration_time_s", 1e3, xlabel, "iteration time (ms)")
+    return fig, data
 
 
 def _data_ticks(ax, values) -> None:
@@ -224,10 +230,8 @@ def plot_lookahead(df: pd.DataFrame):
     rows = _feasible(df, "simulate")
     if rows.empty or "lookahead" not in rows or rows["lookahead"].nunique() < 2:
         return None
-    rows = _first_per(rows, "lookahead")
-    data = rows[["mode", "lookahead", "iteration_time_s"]].sort_values(
-        ["mode", "lookahead"], kind="stable").reset_index(drop=True)
-    return _iteration_time_figure(data, "lookahead", "lookahead W (batches)"), data
+    return _iteration_time_figure(_first_per(rows, "lookahead"), "lookahead",
+                                  "lookahead W (batches)")
 
 
 def plot_pcie(df: pd.DataFrame):
@@ -241,10 +245,8 @@ def plot_pcie(df: pd.DataFrame):
                           "draw figure pcie")
     if rows.empty or "link_h2d_gb_per_s" not in rows or rows["link_h2d_gb_per_s"].nunique() < 2:
         return None
-    rows = _first_per(rows, ("hardware", *keys, "trace"))
-    data = rows[["mode", "link_h2d_gb_per_s", "iteration_time_s"]].sort_values(
-        ["mode", "link_h2d_gb_per_s"], kind="stable").reset_index(drop=True)
-    fig = _iteration_time_figure(data, "link_h2d_gb_per_s", "host link bandwidth, H2D (GB/s)")
+    fig, data = _iteration_time_figure(_first_per(rows, ("hardware", *keys, "trace")),
+                                       "link_h2d_gb_per_s", "host link bandwidth, H2D (GB/s)")
     _data_ticks(fig.axes[0], data["link_h2d_gb_per_s"])
     return fig, data
 
@@ -266,13 +268,10 @@ def plot_batch_dim(df: pd.DataFrame):
         others = [c for c in axes_present if c != key]
         if others:  # say where the other axis was held
             ax.set_title(_label(at.iloc[0], others))
-        _mode_lines(ax, part, key, "throughput_samples_per_s", 1e-6)
+        _mode_lines(ax, part, key, "throughput_samples_per_s", 1e-6,
+                    "batch size (samples)" if key == "batch_size"
+                    else "embedding dimension (elements)", "throughput (M samples/s)")
         _data_ticks(ax, part[key])
-        ax.set_xlabel("batch size (samples)" if key == "batch_size"
-                      else "embedding dimension (elements)")
-        ax.set_ylabel("throughput (M samples/s)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=6)
         parts.append(part.rename(columns={key: "value"}).assign(axis=key))
     return fig, pd.concat(parts, ignore_index=True)[["axis", "mode", "value",
                                                     "throughput_samples_per_s"]]
@@ -295,7 +294,7 @@ def plot_gantt(df: pd.DataFrame):
     for ax, mode in zip(axes[:, 0], modes):
         g = data[data["mode"] == mode]
         # Known resources in their order, then any other in order of appearance.
-        lanes = list(dict.fromkeys([r for r in RESOURCE_ORDER if r in set(g["resource"])]
+        lanes = list(dict.fromkeys([r for r in RESOURCES if r in set(g["resource"])]
                                    + list(g["resource"])))
         for _, r in g.iterrows():
             y = lanes.index(r["resource"])

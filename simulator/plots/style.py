@@ -6,6 +6,7 @@ keep theirs, and a name registered elsewhere (a new policy, mode or stage) gets 
 PALETTE picked by a checksum of the name, the same in every run and every figure."""
 
 import zlib
+from functools import partial
 
 import matplotlib
 
@@ -45,21 +46,12 @@ def color(colors: dict, name: str) -> str:
     return colors.get(name) or PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
 
 
-def policy_color(name: str) -> str:
-    return color(POLICY_COLORS, name)
-
-
-def mode_color(name: str) -> str:
-    return color(MODE_COLORS, name)
-
-
-def stage_color(name: str) -> str:
-    return color(STAGE_COLORS, name)
-
+policy_color = partial(color, POLICY_COLORS)
+mode_color = partial(color, MODE_COLORS)
+stage_color = partial(color, STAGE_COLORS)
 
 # Stages bottom to top in stacked bars: the order data moves through an iteration.
 STAGE_ORDER = tuple(STAGE_COLORS)
-RESOURCE_ORDER = ("cpu", "worker", "h2d", "d2h", "gpu")
 
 RC = {
     "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,

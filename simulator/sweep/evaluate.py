@@ -46,19 +46,14 @@ def _replay_metrics(d: dict) -> dict:
     return out
 
 
-def _lru_curve(trace) -> str:
-    """The one-pass LRU hit rate at log-spaced capacities, as JSON [[capacity, hit rate], ...]
-    (for figure 1, beside the replayed points)."""
-    curve = mrc(trace)
-    return json.dumps([[int(c), 1.0 - curve.miss_ratio(c)] for c in curve.capacities()])
-
-
 def _evaluate_replay(point: dict, trace) -> dict:
-    options = {o.name: point[o.name] for o in POLICIES[point["policy"]].options}
+    options = POLICIES[point["policy"]].resolve_options(point, strict=False)
     out = _replay_metrics(replay(trace, policy=point["policy"], capacity=point["capacity"],
                                  **options).to_dict())
-    if point["policy"] == "lru":
-        out["lru_curve"] = _lru_curve(trace)
+    if point["policy"] == "lru":  # figure 1 draws the one-pass curve beside the replayed points
+        curve = mrc(trace)
+        out["lru_curve"] = json.dumps([[int(c), 1.0 - curve.miss_ratio(c)]
+                                       for c in curve.capacities()])
     return out
 
 
@@ -66,7 +61,7 @@ def _evaluate_simulate(point: dict, trace) -> dict:
     hw, model = _setting(point)
     result = simulate(trace, mode=point["mode"], hardware=hw, model=model,
                       capacity=point["capacity"],
-                      **{o.name: point[o.name] for o in MODES[point["mode"]].options})
+                      **MODES[point["mode"]].resolve_options(point, strict=False))
     d = result.to_dict()
     out = {k: d[k] for k in ("iteration_time_s", "iteration_time_p50_s", "iteration_time_p99_s",
                              "throughput_samples_per_s", "bottleneck", "hit_rate", "h2d_bytes",

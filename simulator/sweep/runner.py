@@ -42,24 +42,12 @@ def _make_trace(recipe: dict, path: Path) -> None:
 
 def _check_models(spec, tasks: list[dict]) -> None:
     """Every (model, trace) pair fits before any point runs (OptionError naming the spec)."""
-    for model, trace_dir, from_trace in {(t["model"], t["trace_dir"], t["tables_from_trace"])
-                                         for t in tasks if t["model"] is not None}:
-        if from_trace:
-            continue
+    for model, trace_dir in {(t["model"], t["trace_dir"]) for t in tasks
+                             if t["model"] is not None and not t["tables_from_trace"]}:
         try:
             load_model(model).check_trace(open_trace(trace_dir))
         except OptionError as e:
             raise OptionError(f"{spec.source}: model: {e}") from None
-
-
-def _client(dask: str, workers: int):
-    from dask.distributed import Client, LocalCluster
-
-    if dask == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        return Client(cluster), cluster
-    return Client(dask), None
 
 
 def _run_local(tasks, workers):
@@ -70,9 +58,14 @@ def _run_local(tasks, workers):
 
 
 def _run_dask(tasks, workers, address):
+    from dask.distributed import Client, LocalCluster
     from dask.distributed import as_completed as dask_completed
 
-    client, cluster = _client(address, workers)
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(address if cluster is None else cluster)
     try:
         futures = {client.submit(evaluate, t, pure=False): t for t in tasks}
         for f in dask_completed(futures):

@@ -38,10 +38,10 @@ from pathlib import Path
 from ..caches import POLICIES
 from ..errors import OptionError
 from ..hardware import is_hardware_key, list_hardware, load_hardware, split_overrides
-from ..options import declared
+from ..options import Option, declared
 from ..pipeline import MODES
-from ..trace.generators import (DEFAULT_BAGS, KINDS, parse_pooling, pooling_recipe,
-                                table_rows_from)
+from ..trace.generators import (BATCH_SIZE, BATCHES, DEFAULT_BAGS, KINDS, SEED, Drift,
+                                parse_pooling, pooling_recipe, table_rows_from)
 from ..workload import ModelConfig, list_models, load_model
 
 # Configuration keys every point has, in CSV column order; the options of the registered
@@ -51,8 +51,11 @@ CONFIG_KEYS = ("kind", "policy", "mode", "capacity", "hardware", "model", "batch
 # Keys that change the trace itself (generated traces only).
 TRACE_AXES = ("batch_size", "alpha")
 DEFAULTS = {"hardware": "h100-pcie5", "model": "dlrm-kaggle"}
-TRACE_KEYS = ("path", "generator", "like", "table_rows", "batch_size", "batches", "seed", "alpha",
-              "pooling", "permute", "hot_fraction", "hot_share", "drift_batches")
+# The [trace] keys that are generator options, checked by their declarations.
+TRACE_OPTIONS = (BATCH_SIZE, BATCHES, SEED, Option("permute", bool, True, "scatter hot rows"),
+                 *Drift.options)
+TRACE_KEYS = ("path", "generator", "like", "table_rows", "alpha", "pooling",
+              *(o.name for o in TRACE_OPTIONS))
 TOP_KEYS = ("description", "trace", "axes", "fixed")
 
 
@@ -253,15 +256,11 @@ class SweepSpec:
             self._fail("trace.like", "give like or table_rows, not both")
         if "batches" not in t:
             self._fail("trace.batches", "missing; give the number of batches to generate")
-        for key in ("batches", "seed", "batch_size", "drift_batches"):
-            least = 0 if key == "seed" else 1
-            if key in t and not (_is_int(t[key]) and t[key] >= least):
-                self._fail(f"trace.{key}", f"{t[key]!r} is not allowed; give an integer >= {least}")
-        for key in ("hot_fraction", "hot_share"):
-            if key in t and not _is_number(t[key]):
-                self._fail(f"trace.{key}", "must be a number")
-        if "permute" in t and not isinstance(t["permute"], bool):
-            self._fail("trace.permute", "must be true or false")
+        for option in TRACE_OPTIONS:
+            try:
+                option.check(t.get(option.name, option.default))
+            except OptionError as e:
+                self._fail(f"trace.{option.name}", str(e))
         if "alpha" in t:
             a = t["alpha"]
             if not ((_is_number(a) and a >= 0) or (isinstance(a, list) and a and all(
@@ -306,15 +305,13 @@ class SweepSpec:
         pooling = t.get("pooling", shape["pooling"])
         recipe = {"generator": t["generator"], "table_rows": rows,
                   "batch_size": cfg["batch_size"], "batches": t["batches"],
-                  "seed": t.get("seed", 0), "alpha": cfg["alpha"],
+                  "seed": t.get("seed", SEED.default), "alpha": cfg["alpha"],
                   "pooling": pooling_recipe(*parse_pooling(pooling, len(rows))),
                   "permute": t.get("permute", True)}
         if shape["multi_hot"] != "independent":
             recipe["multi_hot"] = shape["multi_hot"]
         if t["generator"] == "drift":
-            recipe.update(hot_fraction=t.get("hot_fraction", 0.05),
-                          hot_share=t.get("hot_share", 0.9),
-                          drift_batches=t.get("drift_batches", 100))
+            recipe.update({o.name: t.get(o.name, o.default) for o in Drift.options})
         return recipe
 
     def points(self) -> list[Point]:
@@ -356,9 +353,9 @@ class SweepSpec:
         # Keys that do not apply to this point are None (see the module docstring).
         model_makes_trace = recipe is not None and self.table_rows is None
         owner = {"replay": POLICIES.get(cfg["policy"]), "simulate": MODES.get(cfg["mode"])}
-        own = {o.name: o.default for o in getattr(owner.get(kind), "options", ())}
-        for name in self.options:  # the owner's options, given or by default
-            cfg[name] = (own[name] if cfg[name] is None else cfg[name]) if name in own else None
+        given = {name: cfg[name] for name in self.options if cfg[name] is not None}
+        own = owner[kind].resolve_options(given, strict=False) if owner.get(kind) else {}
+        cfg.update({name: own.get(name) for name in self.options})  # the owner's, or None
         if kind != "simulate":
             for k in ("mode", "hardware", *overrides):
                 cfg[k] = None

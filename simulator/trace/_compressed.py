@@ -1,11 +1,6 @@
-"""Open an input file that may be compressed: gzip, bzip2, xz or zstd, told apart by the
-file's first bytes (its magic number), never by its name. A file that matches none of them
-is read as it is.
-
-open_input() gives a binary stream of the decompressed bytes and a function that returns how
-many bytes of the file itself have been read, so that a progress bar over the files' sizes
-ends at their total. A file that is truncated or corrupt fails with a one-line InputError
-when the stream reaches the bad spot.
+"""Open an input file that may be compressed (open_input): gzip, bzip2, xz or zstd, told
+apart by the file's first bytes (its magic number), never by its name. A file that matches
+none of them is read as it is.
 """
 
 from __future__ import annotations
@@ -49,20 +44,28 @@ def detect_compression(path) -> str | None:
     return None
 
 
+def require_file(path: Path, give: str) -> None:
+    """InputError "<path> is a directory|does not exist; <give>" unless path is a file."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise InputError(f"{path} {what}; {give}")
+
+
 def open_input(path) -> tuple[BinaryIO, Callable[[], int]]:
     """(stream, position): a binary stream of the file's decompressed bytes (the file itself
     when it is not compressed), to be closed by the caller, and a function giving the bytes of
-    the file read so far, which reaches the file's size once the stream is read to its end.
+    the file read so far, which reaches the file's size once the stream is read to its end (so
+    a progress bar over the files' sizes ends at their total).
 
     The stream has read, readinto, readline and line iteration. Reading a truncated or
-    corrupt compressed file raises InputError."""
+    corrupt compressed file raises a one-line InputError when it reaches the bad spot."""
     path = Path(path)
     kind = detect_compression(path)
     raw = open(path, "rb")
     if kind is None:
         return raw, raw.tell
     try:
-        inner, errors = _DECOMPRESSORS[kind](raw, path)
+        inner, errors = _decompressor(kind, raw, path)
     except BaseException:
         raw.close()
         raise
@@ -136,25 +139,17 @@ class _ZstdFrames(io.RawIOBase):
         return n
 
 
-def _gzip(raw, path):
-    return gzip.GzipFile(fileobj=raw, mode="rb"), (EOFError, OSError, zlib.error)
-
-
-def _bzip2(raw, path):
-    return bz2.BZ2File(raw, mode="rb"), (EOFError, OSError)
-
-
-def _xz(raw, path):
-    return lzma.LZMAFile(raw, mode="rb"), (EOFError, lzma.LZMAError, OSError)
-
-
-def _zstd(raw, path):
+def _decompressor(kind: str, raw, path: Path) -> tuple[BinaryIO, tuple]:
+    """A stream of raw's decompressed bytes, and the exceptions its corrupt data raises."""
+    if kind == GZIP:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), (EOFError, OSError, zlib.error)
+    if kind == BZIP2:
+        return bz2.BZ2File(raw, mode="rb"), (EOFError, OSError)
+    if kind == XZ:
+        return lzma.LZMAFile(raw, mode="rb"), (EOFError, lzma.LZMAError, OSError)
     try:
         import zstandard
     except ImportError:
         raise InputError(f"{path} is zstd-compressed and the zstandard package is missing; "
                          "install it (pip install zstandard) or decompress the file") from None
     return _ZstdFrames(raw, zstandard), (EOFError, zstandard.ZstdError)
-
-
-_DECOMPRESSORS = {GZIP: _gzip, BZIP2: _bzip2, XZ: _xz, ZSTD: _zstd}

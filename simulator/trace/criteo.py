@@ -189,46 +189,36 @@ class _FirstSeenIds:
         self.maps[t] = grown
         self.limits[t] = int(slots * _MAX_LOAD)
 
-    def rows(self) -> list[int]:
-        return self.used.tolist()
-
-
-def _blocks(f, block_bytes: int):
-    """Yield (bytes of whole lines as a uint8 array, whether a newline was added after an
-    unterminated last line) from the binary stream f. The buffer holds one block, or one line
-    where a line is longer than a block."""
-    buf = bytearray(block_bytes)
-    fill = 0  # bytes of an unfinished line carried over from the last read
-    while True:
-        if fill == len(buf):
-            bigger = bytearray(2 * len(buf))
-            bigger[:fill] = buf
-            buf = bigger
-        got = f.readinto(memoryview(buf)[fill:])
-        if got == 0:
-            break
-        end = fill + got
-        cut = buf.rfind(b"\n", 0, end) + 1
-        if cut:
-            yield np.frombuffer(buf, np.uint8, cut), False
-        buf[:end - cut] = buf[cut:end]
-        fill = end - cut
-    if fill:
-        if fill == len(buf):  # a new buffer: the last block's array may still view this one
-            bigger = bytearray(fill + 1)
-            bigger[:fill] = buf
-            buf = bigger
-        buf[fill] = _NEWLINE
-        yield np.frombuffer(buf, np.uint8, fill + 1), True
-
 
 def _file_blocks(path: Path, block_bytes: int):
-    """_blocks of a file, decompressed where it is compressed, each with the bytes of the
-    file read so far."""
+    """Yield (bytes of whole lines as a uint8 array, whether a newline was added after an
+    unterminated last line, bytes of the file read so far) from the file, decompressed where
+    it is compressed. The buffer holds one block, or one line where a line is longer."""
     f, position = open_input(path)
     with f:
-        for buf, unterminated in _blocks(f, block_bytes):
-            yield buf, unterminated, position()
+        buf = bytearray(block_bytes)
+        fill = 0  # bytes of an unfinished line carried over from the last read
+        while True:
+            if fill == len(buf):
+                bigger = bytearray(2 * len(buf))
+                bigger[:fill] = buf
+                buf = bigger
+            got = f.readinto(memoryview(buf)[fill:])
+            if got == 0:
+                break
+            end = fill + got
+            cut = buf.rfind(b"\n", 0, end) + 1
+            if cut:
+                yield np.frombuffer(buf, np.uint8, cut), False, position()
+            buf[:end - cut] = buf[cut:end]
+            fill = end - cut
+        if fill:
+            if fill == len(buf):  # a new buffer: the last block's array may still view this one
+                bigger = bytearray(fill + 1)
+                bigger[:fill] = buf
+                buf = bigger
+            buf[fill] = _NEWLINE
+            yield np.frombuffer(buf, np.uint8, fill + 1), True, position()
 
 
 def _columns(line: bytes) -> int:
@@ -340,7 +330,6 @@ def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None =
     id_map = _FirstSeenIds(NUM_CATEGORICAL, slots=1 if max_rows_per_table else _INITIAL_SLOTS)
     modulus = np.uint64(max_rows_per_table or 0)
     sizes = [p.stat().st_size for p in paths]  # the progress counts the files' own bytes
-    counted = 0  # bytes of the files counted by the progress bar so far
     lines_max = 0  # lines the per-block outputs have room for
     with TraceWriter(path, TABLE_NAMES, batch_size, provenance, labels=labelled,
                      dense_features=NUM_DENSE) as writer, \
@@ -348,7 +337,7 @@ def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None =
                      enabled=show_progress) as bar:
         for p, size in zip(paths, sizes):
             lines_before = 0
-            start = counted
+            start = bar.n  # the bytes of the files before this one
             for buf, unterminated, read in _file_blocks(p, block_bytes):
                 # Room for the most lines a block can hold (a line has n_columns bytes or
                 # more); only the pages of the lines parsed are ever touched.
@@ -373,11 +362,9 @@ def import_criteo(files, path, batch_size: int, max_rows_per_table: int | None =
                 writer.append(ids[:line].reshape(-1), labels=labels[:line] if labelled else None,
                               dense=dense[:line])
                 lines_before += line
-                bar.update(start + read - counted)
-                counted = start + read
-            bar.update(start + size - counted)
-            counted = start + size
-        rows = [max_rows_per_table] * NUM_CATEGORICAL if max_rows_per_table else id_map.rows()
+                bar.update(start + read - bar.n)
+            bar.update(start + size - bar.n)
+        rows = [max_rows_per_table] * NUM_CATEGORICAL if max_rows_per_table else id_map.used
         return writer.close(table_rows=rows)
 
 

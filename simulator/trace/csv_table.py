@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._progress import progress
 from ..errors import InputError, OptionError
-from ._compressed import open_input
+from ._compressed import open_input, require_file
 from .format import Trace, TraceWriter
 
 # Bytes of whole lines parsed at a time: small enough that a block's parsed strings stay
@@ -62,9 +62,7 @@ def import_csv(file, output, *, columns: Sequence, batch_size: int, sep: str = "
         columns = columns.split(",")
     if not columns:
         raise OptionError("give at least one column to import (--columns C1,C2,...)")
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise InputError(f"{path} {what}; give the path of a CSV file")
+    require_file(path, "give the path of a CSV file")
     f, position = open_input(path)
     with f:
         first_line_number, first_line = _first_line(f, path)
@@ -94,13 +92,13 @@ def import_csv(file, output, *, columns: Sequence, batch_size: int, sep: str = "
                 progress(total=path.stat().st_size, unit="B", desc=f"import {path.name}",
                          enabled=show_progress) as bar:
             if sort_column is None:
-                for frame, _ in parse.frames(blocks):
+                for frame in parse.frames(blocks):
                     ids = np.stack([_global_ids(frame[i], token_ids[i]) for i in chosen], axis=1)
                     writer.append(ids.ravel(), pooling=1)
                     bar.update(position() - bar.n)  # the file's own (compressed) bytes
             else:
                 codes: dict[int, list] = {i: [] for i in read}
-                for frame, _ in parse.frames(blocks):
+                for frame in parse.frames(blocks):
                     for i in read:
                         codes[i].append(_global_ids(frame[i], token_ids[i]))
                     bar.update(position() - bar.n)
@@ -186,9 +184,8 @@ class _BlockParser:
         self.split_byte = _SEP_STANDIN if len(sep) > 1 else sep
 
     def frames(self, blocks):
-        """Yield (DataFrame of the chosen columns as strings, bytes read) per block."""
+        """Yield a DataFrame of the chosen columns, as strings, per block."""
         for line_number, block in blocks:
-            size = len(block)
             if len(self.sep) > 1:
                 if _SEP_STANDIN in block:
                     raise InputError(f"{self.path} contains the byte 0x1f, which a separator of "
@@ -199,7 +196,7 @@ class _BlockParser:
                 yield pd.read_csv(io.BytesIO(block), sep=self.split_byte.decode("latin-1"),
                                   header=None, usecols=self.columns, dtype=str,
                                   na_filter=False, quoting=csv.QUOTE_NONE, encoding="latin-1",
-                                  skip_blank_lines=True, engine="c"), size
+                                  skip_blank_lines=True, engine="c")
 
     def _check_fields(self, block: bytes, first_line_number: int) -> int:
         """Raise InputError at the first non-blank line whose field count differs from the

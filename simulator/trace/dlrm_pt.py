@@ -20,6 +20,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import InputError, OptionError
+from ._compressed import require_file
 from .format import Trace, TraceWriter
 
 _INT32_MAX_ID = 2**31 - 2  # the largest id whose table (id + 1 rows) int32 ids still index
@@ -49,9 +50,7 @@ def import_dlrm_pt(files: Sequence, output, *, batch_size: int | None = None,
     if not paths:
         raise OptionError("give at least one .pt file")
     for path in paths:
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "does not exist"
-            raise InputError(f"{path} {what}; give dlrm_datasets .pt or .pt.gz files")
+        require_file(path, "give dlrm_datasets .pt or .pt.gz files")
     try:
         return _write(paths, output, batch_size, np.int32, torch, show_progress)
     except _WideIds:

@@ -57,6 +57,8 @@ FORMAT_VERSION = 1
 # Lookups per streamed chunk: 4M lookups keep a chunk near 50 MB with its derived arrays.
 DEFAULT_CHUNK_LOOKUPS = 1 << 22
 _NPY_HEADER_BYTES = 128
+# Every array file a trace can have, in the order of Trace.array_files.
+ARRAY_FILES = ("indices.npy", "lengths.npy", "batch_ptr.npy", "labels.npy", "dense.npy")
 
 
 @dataclass(frozen=True)
@@ -332,10 +334,6 @@ class _NpyStream:
         self.crc32 = zlib.crc32(data, self.crc32)
         self.rows += a.shape[0]
 
-    @property
-    def checksum(self) -> str:
-        return _format_checksum(self.crc32)
-
     def close(self) -> None:
         if self._f.closed:
             return
@@ -360,33 +358,25 @@ def meta_checksum(meta: dict) -> str:
     return _format_checksum(zlib.crc32(json.dumps(fields, sort_keys=True).encode()))
 
 
-def npy_data_offset(path: Path) -> tuple[int, np.dtype, tuple]:
-    """(offset of the data, dtype, shape) from a .npy file's header; ValueError when the
-    header is not a readable .npy header (OSError when the file cannot be read)."""
+def data_checksum(path: Path, progress_update=None, block: int = 1 << 24) -> str:
+    """The checksum of a .npy file's data (the bytes after its header), read in blocks of
+    `block` bytes so memory stays bounded; progress_update(n) is called with each block's
+    size. ValueError when the header is not a readable .npy header (OSError when the file
+    cannot be read)."""
+    crc = 0
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                shape, fortran, _ = np.lib.format.read_array_header_1_0(f)
             elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                shape, fortran, _ = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
         except Exception as e:  # a damaged header makes numpy raise many types
             raise ValueError(_one_line(e)) from None
         if fortran and len(shape) > 1:
             raise ValueError("the array is in Fortran order")
-        return f.tell(), dtype, shape
-
-
-def data_checksum(path: Path, progress_update=None, block: int = 1 << 24) -> str:
-    """The checksum of a .npy file's data (the bytes after its header), read in blocks of
-    `block` bytes so memory stays bounded; progress_update(n) is called with each block's
-    size."""
-    offset = npy_data_offset(path)[0]
-    crc = 0
-    with open(path, "rb") as f:
-        f.seek(offset)
         while data := f.read(block):
             crc = zlib.crc32(data, crc)
             if progress_update is not None:
@@ -394,11 +384,17 @@ def data_checksum(path: Path, progress_update=None, block: int = 1 << 24) -> str
     return _format_checksum(crc)
 
 
-def _is_trace_dir(path: Path) -> bool:
+def read_meta(path: Path) -> dict | None:
+    """path/meta.json as a dict; None when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads((path / "meta.json").read_text()).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _is_trace_dir(path: Path) -> bool:
+    return (read_meta(path) or {}).get("format") == FORMAT_NAME
 
 
 def replace_dir(tmp: Path, dest: Path, replaceable) -> None:
@@ -482,14 +478,14 @@ class TraceWriter:
         ns = lengths.shape[0]
         if ns == 0:
             return
-        if int(lengths.sum(dtype=np.int64)) != len(local_ids) or int(lengths.min()) < 0:
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if int(lengths.sum(dtype=np.int64)) != len(local_ids) or lo < 0:
             # _table_extremes walks the ids by these lengths: they must be sound
             raise ValueError("the lengths are negative or do not add up to the number of ids")
         if (labels is None) != (self._labels is None) or (dense is None) != (self._dense is None):
             raise ValueError("labels/dense must be given exactly when the writer was made with them")
         if len(local_ids):
             _table_extremes(local_ids.astype(np.int64, copy=False), lengths, self._id_lo, self._id_hi)
-        lo, hi = int(lengths.min()), int(lengths.max())
         if self._pooling is None:
             self._pooling = lo
         if self._lengths is None and not lo == hi == self._pooling:
@@ -545,7 +541,7 @@ class TraceWriter:
             pooling = self._pooling if self._lengths is None else None
             if pooling is not None:
                 os.unlink(self._tmp / "batch_ptr.npy")
-            checksums = {s.path.name: s.checksum for s in self._streams()
+            checksums = {s.path.name: _format_checksum(s.crc32) for s in self._streams()
                          if pooling is None or s is not self._batch_ptr}
             meta = {
                 "format": FORMAT_NAME,
@@ -594,6 +590,10 @@ class TraceWriter:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+def _damaged(what: str) -> TraceFormatError:
+    return TraceFormatError(f"{what}; the trace is damaged, re-create it")
 
 
 def _is_int(v) -> bool:
@@ -668,9 +668,8 @@ class Trace:
 
     def __init__(self, path, check_chunks: bool = True):
         """Open the trace at path, checking meta.json against its arrays (TraceFormatError
-        naming the file on any disagreement). check_chunks=False skips the checks of every
-        chunk read (ids inside their tables, bag lengths against batch_ptr): only for
-        measuring what they cost, as a damaged trace then reaches the kernels unchecked."""
+        naming the file on any disagreement). check_chunks=False skips the per-chunk checks:
+        only for measuring what they cost (see the module docstring)."""
         self.path = Path(path)
         self.check_chunks = bool(check_chunks)
         meta_path = self.path / "meta.json"
@@ -683,8 +682,7 @@ class Trace:
             raise TraceFormatError(f"{self.path} is not a scratchsim trace (no meta.json); make "
                                    "one with 'scratchsim trace generate' or 'trace import'") from None
         except ValueError as e:  # bad JSON or bad UTF-8
-            raise TraceFormatError(f"{meta_path} is not valid JSON ({_one_line(e)}); the trace "
-                                   "is damaged, re-create it") from None
+            raise _damaged(f"{meta_path} is not valid JSON ({_one_line(e)})") from None
         except OSError as e:
             raise TraceFormatError(f"{meta_path} cannot be read ({e.strerror or e})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
@@ -707,40 +705,29 @@ class Trace:
         self.table_offsets = offsets[:-1].astype(np.int64)
         self.table_rows = np.array([t.rows for t in self.tables], dtype=np.int64)
         self.total_rows = int(offsets[-1])
-        index_dtypes = ([np.dtype(meta["index_dtype"])] if "index_dtype" in meta
-                        else [np.dtype(np.int32), np.dtype(np.int64)])
+        index_dtypes = [meta["index_dtype"]] if "index_dtype" in meta else INDEX_DTYPES
         self.indices = self._load("indices.npy", (self.num_lookups,), index_dtypes)
         T = self.num_tables
         if self.pooling is None:
-            self.lengths = self._load("lengths.npy", (self.num_samples, T), [np.dtype(np.int32)])
-            self.batch_ptr = self._load("batch_ptr.npy", (self.num_batches + 1,),
-                                        [np.dtype(np.int64)])
+            self.lengths = self._load("lengths.npy", (self.num_samples, T), ["int32"])
+            self.batch_ptr = self._load("batch_ptr.npy", (self.num_batches + 1,), ["int64"])
             self._check_batch_ptr()
         else:
             if self.num_lookups != self.num_samples * T * self.pooling:
-                raise TraceFormatError(f"{meta_path}: num_lookups {self.num_lookups:,} is not "
-                                       f"samples x tables x pooling ({self.num_samples:,} x {T} x "
-                                       f"{self.pooling}); the trace is damaged, re-create it")
-            self.lengths = None
-            self.batch_ptr = None
-        self.labels = (self._load("labels.npy", (self.num_samples,), [np.dtype(np.float32)])
+                raise _damaged(f"{meta_path}: num_lookups {self.num_lookups:,} is not samples x "
+                               f"tables x pooling ({self.num_samples:,} x {T} x {self.pooling})")
+            self.lengths = self.batch_ptr = None
+        self.labels = (self._load("labels.npy", (self.num_samples,), ["float32"])
                        if meta.get("labels") else None)
-        self.dense = (self._load("dense.npy", (self.num_samples, self.dense_features),
-                                 [np.dtype(np.float32)])
+        self.dense = (self._load("dense.npy", (self.num_samples, self.dense_features), ["float32"])
                       if self.dense_features else None)
 
     def array_files(self) -> list[str]:
         """The names of the array files this trace is made of."""
-        names = ["indices.npy"]
-        if self.pooling is None:
-            names += ["lengths.npy", "batch_ptr.npy"]
-        if self.labels is not None:
-            names.append("labels.npy")
-        if self.dense is not None:
-            names.append("dense.npy")
-        return names
+        arrays = (self.indices, self.lengths, self.batch_ptr, self.labels, self.dense)
+        return [name for name, array in zip(ARRAY_FILES, arrays) if array is not None]
 
-    def _load(self, name: str, shape: tuple, dtypes: list) -> np.ndarray:
+    def _load(self, name: str, shape: tuple, dtypes: Sequence[str]) -> np.ndarray:
         p = self.path / name
         try:
             a = np.load(p, mmap_mode="r")
@@ -756,12 +743,10 @@ class Trace:
             raise TraceFormatError(f"{p} has shape {a.shape}, meta.json says {shape}; "
                                    "the trace is truncated or corrupt, re-create it")
         if a.dtype not in dtypes:
-            raise TraceFormatError(f"{p} holds {a.dtype.str} values, meta.json says "
-                                   f"{' or '.join(d.str for d in dtypes)}; the trace is "
-                                   "damaged, re-create it")
+            raise _damaged(f"{p} holds {a.dtype.str} values, meta.json says "
+                           f"{' or '.join(np.dtype(d).str for d in dtypes)}")
         if not a.flags.c_contiguous:
-            raise TraceFormatError(f"{p} is stored in Fortran order; the trace is damaged, "
-                                   "re-create it")
+            raise _damaged(f"{p} is stored in Fortran order")
         return a
 
     def _check_batch_ptr(self) -> None:
@@ -769,17 +754,15 @@ class Trace:
         in blocks, so memory stays bounded)."""
         ptr, p = self.batch_ptr, self.path / "batch_ptr.npy"
         if int(ptr[0]) != 0 or int(ptr[-1]) != self.num_lookups:
-            raise TraceFormatError(f"{p}: batch offsets run from {int(ptr[0]):,} to "
-                                   f"{int(ptr[-1]):,}, meta.json says 0 to {self.num_lookups:,}; "
-                                   "the trace is damaged, re-create it")
+            raise _damaged(f"{p}: batch offsets run from {int(ptr[0]):,} to {int(ptr[-1]):,}, "
+                           f"meta.json says 0 to {self.num_lookups:,}")
         block = 1 << 22
         for start in range(0, len(ptr) - 1, block):
             step = np.diff(np.asarray(ptr[start:start + block + 1]))
             if (step < 0).any():
                 b = start + int(np.argmax(step < 0))
-                raise TraceFormatError(f"{p}: batch {b}: its offsets decrease ({int(ptr[b]):,} "
-                                       f"then {int(ptr[b + 1]):,}); the trace is damaged, "
-                                       "re-create it")
+                raise _damaged(f"{p}: batch {b}: its offsets decrease ({int(ptr[b]):,} then "
+                               f"{int(ptr[b + 1]):,})")
 
     # -- description -----------------------------------------------------------------------
     @property
@@ -829,18 +812,15 @@ class Trace:
             b = e
 
     def read(self, start: int, stop: int, labels: bool = False) -> Chunk:
-        """Batches start..stop-1 as one chunk. Unless the trace was opened with
-        check_chunks=False, the chunk is checked before it is returned (TraceFormatError
-        naming the file and the batch): its ids lie inside their tables, so kernels may
-        index by them."""
+        """Batches start..stop-1 as one chunk, checked (TraceFormatError naming the file and
+        the batch) unless the trace was opened with check_chunks=False."""
         if not 0 <= start <= stop <= self.num_batches:
             raise OptionError(f"batches {start}..{stop} are outside [0, {self.num_batches}]")
         s0, s1 = self.sample_start(start), self.sample_start(stop)
         i0, i1 = self.lookup_start(start), self.lookup_start(stop)
         if not 0 <= i0 <= i1 <= self.num_lookups:  # batch_ptr changed since it was checked
-            raise TraceFormatError(f"{self.path / 'batch_ptr.npy'}: batches {start}..{stop} "
-                                   f"span lookups {i0:,}..{i1:,}, outside [0, "
-                                   f"{self.num_lookups:,}]; the trace is damaged, re-create it")
+            raise _damaged(f"{self.path / 'batch_ptr.npy'}: batches {start}..{stop} span "
+                           f"lookups {i0:,}..{i1:,}, outside [0, {self.num_lookups:,}]")
         T = self.num_tables
         local = _read_rows(self.indices, i0, i1)
         lengths = batch_ptr = None
@@ -878,11 +858,8 @@ class Trace:
                 self.batch_size, ids)
             if code != _OK:
                 self._chunk_error(code, start, local, pos, sample, table)
-        lab = dense = None
-        if labels and self.labels is not None:
-            lab = _read_rows(self.labels, s0, s1)
-        if labels and self.dense is not None:
-            dense = _read_rows(self.dense, s0, s1)
+        lab = _read_rows(self.labels, s0, s1) if labels and self.labels is not None else None
+        dense = _read_rows(self.dense, s0, s1) if labels and self.dense is not None else None
         return Chunk(start, stop - start, self.batch_size, s1 - s0, ids, lab, dense, T,
                      self.pooling, lengths, batch_ptr, checked=self.check_chunks)
 

@@ -20,10 +20,30 @@ import numba
 import numpy as np
 
 from ..errors import OptionError
+from ..options import Option, resolve
 from .._progress import progress
 from .format import Trace, TraceWriter
 
 KINDS = ("zipf", "uniform", "drift")
+# A generated trace's counts and its drift options, declared once: generate(), `trace
+# generate` and the [trace] table of sweep specs take them.
+BATCH_SIZE = Option("batch_size", int, None, "samples per batch", minimum=1)
+BATCHES = Option("batches", int, None, "batches to generate", minimum=1)
+SEED = Option("seed", int, 0, "seeds every draw", minimum=0)
+
+
+class Drift:
+    """The options of the drift generator (see generate())."""
+
+    name = "drift"
+    options = (Option("hot_fraction", float, 0.05, "fraction of each table's rows in the hot set "
+                      "(above 0)", minimum=0, maximum=1),
+               Option("hot_share", float, 0.9, "fraction of lookups that go to the hot set",
+                      minimum=0, maximum=1),
+               Option("drift_batches", int, 100, "batches for the hot set to move by its own "
+                      "size", minimum=1))
+
+
 # How the ids of one bag are drawn:
 #   independent  every id from the generator's distribution;
 #   mlperf       the first id from it, the others that row's companions: rows drawn uniformly
@@ -252,15 +272,14 @@ def pooling_from_recipe(recorded: list):
 
 def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_batches: int,
              seed: int = 0, alpha=1.05, pooling=1, multi_hot: str = "independent",
-             permute: bool = True, hot_fraction: float = 0.05, hot_share: float = 0.9,
-             drift_batches: int = 100,
-             table_names: Sequence[str] | None = None, show_progress: bool = True) -> Trace:
+             permute: bool = True, table_names: Sequence[str] | None = None,
+             show_progress: bool = True, **drift) -> Trace:
     """Generate a synthetic trace and write it to path.
 
     kind: 'zipf' (alpha per table or one for all; alpha 0 is uniform), 'uniform', or
     'drift' (a fraction hot_fraction of each table's rows, the hot set, takes hot_share of
     the lookups with Zipf(alpha) inside it, and moves by its own size every drift_batches
-    batches; the rest are uniform over the table).
+    batches; the rest are uniform over the table; Drift.options).
     pooling: bag sizes, one for all tables or one per table (see parse_pooling).
     multi_hot: how a bag's ids are drawn (see MULTI_HOT)."""
     if kind not in KINDS:
@@ -272,11 +291,9 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
         raise OptionError(f"table row counts must be positive, got {int(rows.min())}")
     if rows.max() >= 2**31:
         raise OptionError("tables of more than 2**31 rows are not supported by the generators")
-    for name, v in (("batch size", batch_size), ("number of batches", num_batches)):
-        if int(v) <= 0:
-            raise OptionError(f"{name} must be positive, got {v}")
-    if seed < 0:
-        raise OptionError(f"seed must be non-negative, got {seed}")
+    batch_size, num_batches, seed = (o.check(v) for o, v in ((BATCH_SIZE, batch_size),
+                                                             (BATCHES, num_batches), (SEED, seed)))
+    drift = resolve(Drift.options, drift, "generator drift")
     T = len(rows)
     alphas = np.zeros(T) if kind == "uniform" else _per_table(alpha, T, "alpha")
     if (alphas < 0).any() or not np.isfinite(alphas).all():
@@ -286,27 +303,23 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
         raise OptionError(f"multi-hot {multi_hot!r}: choose one of {', '.join(MULTI_HOT)}")
     hot_rows = np.zeros(T, dtype=np.int64)
     if kind == "drift":
-        if not 0 < hot_fraction <= 1:
-            raise OptionError(f"hot fraction must be in (0, 1], got {hot_fraction}")
-        if not 0 <= hot_share <= 1:
-            raise OptionError(f"hot share must be in [0, 1], got {hot_share}")
-        if drift_batches <= 0:
-            raise OptionError(f"drift batches must be positive, got {drift_batches}")
-        hot_rows = np.maximum(1, np.round(rows * hot_fraction)).astype(np.int64)
+        if drift["hot_fraction"] == 0:
+            raise OptionError("hot_fraction must be above 0: the hot set needs rows")
+        hot_rows = np.maximum(1, np.round(rows * drift["hot_fraction"])).astype(np.int64)
     mult, add = _scatter_params(rows, seed, permute)
     names = list(table_names) if table_names else [f"t{i}" for i in range(T)]
-    recipe = {"generator": kind, "table_rows": rows.tolist(), "batch_size": int(batch_size),
-              "num_batches": int(num_batches), "alpha": alphas.tolist(),
+    recipe = {"generator": kind, "table_rows": rows.tolist(), "batch_size": batch_size,
+              "num_batches": num_batches, "alpha": alphas.tolist(),
               "pooling": pooling_recipe(pool_lo, pool_hi), "permute": bool(permute)}
     if multi_hot != "independent":
         recipe["multi_hot"] = multi_hot
     if kind == "drift":
-        recipe.update(hot_fraction=hot_fraction, hot_share=hot_share, drift_batches=drift_batches)
-    provenance = {"source": "generator", "recipe": recipe, "seed": int(seed)}
+        recipe.update(drift)
+    provenance = {"source": "generator", "recipe": recipe, "seed": seed}
     lookups_per_sample = int(pool_hi.sum())
     companion_keys = np.random.SeedSequence([seed, 0xB465]).generate_state(T, np.uint64)
     block_batches = max(1, _BLOCK_LOOKUPS // (batch_size * lookups_per_sample))
-    total_samples = int(num_batches) * int(batch_size)
+    total_samples = num_batches * batch_size
     with TraceWriter(path, names, batch_size, provenance, table_rows=rows.tolist()) as w, \
             progress(total=total_samples, unit="samples", desc=f"generate {kind}",
                      enabled=show_progress) as bar:
@@ -318,7 +331,7 @@ def generate(kind: str, path, table_rows: Sequence[int], batch_size: int, num_ba
             block_seed = int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
             k = _fill_block(block_seed, b0, ns, rows, alphas, mult, add, pool_lo, pool_hi,
                             multi_hot == "mlperf", companion_keys,
-                            hot_rows, float(hot_share), int(drift_batches), int(batch_size),
+                            hot_rows, drift["hot_share"], drift["drift_batches"], batch_size,
                             lengths, out)
             w.append(out[:k].astype(np.int32), lengths)
             bar.update(ns)

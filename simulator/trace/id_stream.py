@@ -8,7 +8,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import InputError
-from ._compressed import detect_compression
+from ._compressed import detect_compression, require_file
 from .format import Trace, TraceWriter
 
 # Ids per streamed chunk: 4M ids keep a chunk and the writer's derived arrays near 100 MB.
@@ -42,9 +42,7 @@ def import_ids(file, output, *, batch_size: int, show_progress: bool = True) -> 
 
 def _open_ids(path: Path) -> np.ndarray:
     """The id array of a .npy file, memory-mapped, after checking its type and shape."""
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise InputError(f"{path} {what}; give a .npy file of row ids")
+    require_file(path, "give a .npy file of row ids")
     with open(path, "rb") as f:
         magic = f.read(len(_NPY_MAGIC))
     if magic != _NPY_MAGIC:

@@ -12,16 +12,12 @@ Memory stays bounded (files are read in blocks); a progress bar counts the bytes
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._progress import progress
 from ..errors import SimulatorError, TraceFormatError
-from .format import Trace, data_checksum
-
-# Every array file a trace can have (what a damaged meta.json may name is not trusted).
-ARRAY_FILES = ("indices.npy", "lengths.npy", "batch_ptr.npy", "labels.npy", "dense.npy")
+from .format import ARRAY_FILES, Trace, data_checksum, read_meta
 
 
 @dataclass
@@ -52,6 +48,10 @@ class VerifyReport:
                      f"DAMAGED: {len(self.problems)} problem(s)")
         return "\n".join(lines)
 
+    def fail(self, name: str, status: str, problem: str) -> None:
+        self.files[name] = status
+        self.problems.append(problem)
+
     def error(self) -> TraceFormatError:
         """The one-line error for a damaged trace."""
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
@@ -61,14 +61,6 @@ class VerifyReport:
         return TraceFormatError(f"{self.path} is damaged: {first}{more}")
 
 
-def _read_meta(path: Path) -> dict | None:
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def verify_trace(path, show_progress: bool = True) -> VerifyReport:
     """Check a trace directory (see the module docstring); the report lists every problem.
     Raises TraceFormatError only when path is not a trace directory at all."""
@@ -76,61 +68,53 @@ def verify_trace(path, show_progress: bool = True) -> VerifyReport:
     if not path.is_dir() or not (path / "meta.json").exists():
         Trace(path)  # the reader's own one-line error for "not a trace"
     report = VerifyReport(str(path))
-    trace = None
     try:
         trace = Trace(path)
-        recorded = trace.checksums or {}
-        report.files["meta.json"] = "ok (checksum)" if "meta.json" in recorded else "ok"
     except SimulatorError as e:
-        report.problems.append(str(e))
-        report.files["meta.json"] = "refused (see the problem)"
-    meta = trace.meta if trace is not None else _read_meta(path)
-    recorded = meta.get("checksums") if meta is not None else None
+        trace = None
+        report.fail("meta.json", "refused (see the problem)", str(e))
+    meta = trace.meta if trace is not None else read_meta(path)
+    recorded = (meta or {}).get("checksums")
     if not isinstance(recorded, dict):
         recorded = None
     report.checksums = recorded is not None
+    if trace is not None:
+        report.files["meta.json"] = "ok (checksum)" if "meta.json" in (recorded or {}) else "ok"
+    # Without a trace, the files a trace can have that meta.json records (not any it names).
     names = (trace.array_files() if trace is not None else
              [n for n in ARRAY_FILES if n in recorded] if recorded is not None else [])
-    if trace is not None and recorded is not None:
-        # a file the trace is made of without a checksum: meta.json lost it
-        for name in names:
-            if name not in recorded:
-                report.problems.append(f"meta.json records no checksum for {name}")
-                report.files[name] = "no checksum in meta.json"
+    for name in names:
+        if recorded is not None and name not in recorded:  # meta.json lost it
+            report.fail(name, "no checksum in meta.json",
+                        f"meta.json records no checksum for {name}")
     sizes = {n: (path / n).stat().st_size for n in names if (path / n).is_file()}
     total = sum(sizes.values()) + (trace.indices.nbytes if trace is not None else 0)
     with progress(total=total, unit="B", desc=f"verify {path.name}",
                   enabled=show_progress) as bar:
-        if recorded is not None:
-            for name in names:
-                if name in report.files:
-                    continue
-                if name not in sizes:
-                    report.problems.append(f"{name} is missing")
-                    report.files[name] = "missing"
-                    continue
+        for name in names:
+            if recorded is None:
+                report.files[name] = "no checksum recorded"
+            elif name in report.files:  # its checksum is missing: nothing to compare
+                continue
+            elif name not in sizes:
+                report.fail(name, "missing", f"{name} is missing")
+            else:
                 try:
                     got = data_checksum(path / name, bar.update)
                 except (OSError, ValueError) as e:
-                    report.problems.append(f"{name} has an unreadable header ({e})")
-                    report.files[name] = "unreadable header"
+                    report.fail(name, "unreadable header", f"{name} has an unreadable header ({e})")
                     continue
-                if got != recorded.get(name):
-                    report.problems.append(f"{name} has checksum {got}, meta.json recorded "
-                                           f"{recorded.get(name)}")
-                    report.files[name] = "CHECKSUM MISMATCH"
+                if got != recorded[name]:
+                    report.fail(name, "CHECKSUM MISMATCH",
+                                f"{name} has checksum {got}, meta.json recorded {recorded[name]}")
                 else:
                     report.files[name] = "ok (checksum)"
-        else:
-            for name in names:
-                report.files[name] = "no checksum recorded"
         if trace is not None:
             try:
                 for chunk in trace.chunks():
                     bar.update(chunk.row_ids.shape[0] * trace.indices.dtype.itemsize)
             except SimulatorError as e:
-                report.problems.append(str(e))
-                report.files.setdefault("chunks", "a chunk is unsound (see the problem)")
+                report.fail("chunks", "a chunk is unsound (see the problem)", str(e))
             else:
                 report.files["chunks"] = f"ok ({trace.num_batches:,} batches read and checked)"
     return report

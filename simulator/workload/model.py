@@ -47,12 +47,12 @@ import numpy as np
 
 from .._presets import load_preset, preset_names
 from ..errors import OptionError
+from ..hardware.profile import PRECISIONS
 from ..trace import open_trace
 from ..trace.generators import DEFAULT_BAGS, MULTI_HOT, parse_pooling
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 INTERACTIONS = ("dot", "cat", "dcn")
 # TorchRec DLRM_DCN's defaults, as MLPerf DLRM-DCNv2 trains it.
 DCN_DEFAULTS = {"dcn_layers": 3, "dcn_rank": 512}
@@ -221,7 +221,10 @@ class ModelConfig:
         and updates are memory work, charged elsewhere. Defaults: the model's batch size and
         table count."""
         batch_size = self.batch_size if batch_size is None else int(batch_size)
-        num_tables = self._table_count(num_tables)
+        if num_tables is None and self.num_tables is None:
+            raise OptionError(f"model {self.name} does not fix its table count; pass "
+                              "num_tables (the trace's)")
+        num_tables = self.num_tables if num_tables is None else int(num_tables)
         top = (self.top_mlp_input(num_tables),) + self.top_mlp
         per_sample = _layer_flops(self.bottom_mlp) + _layer_flops(top)
         if self.interaction == "dot":
@@ -300,9 +303,13 @@ class ModelConfig:
         else:
             lines.append("  tables      as many as the trace has")
         top_input = f"{self.top_mlp_input(tables)}-" if tables is not None else "(interaction)-"
+        cross = ""
+        if self.interaction == "dcn":
+            layers = "layer" if self.dcn_layers == 1 else "layers"
+            cross = f" ({self.dcn_layers} cross {layers} of rank {self.dcn_rank})"
         lines += [f"  bottom MLP  {'-'.join(map(str, self.bottom_mlp))}",
                   f"  top MLP     {top_input}{'-'.join(map(str, self.top_mlp))} "
-                  f"after {self.interaction} interaction{self._cross()}",
+                  f"after {self.interaction} interaction{cross}",
                   f"  batch       {self.batch_size} samples, MLPs in {self.mlp_precision}"]
         if tables is not None:
             lines.append(f"  MLP work    {self.mlp_flops() / 1e9:,.1f} GFLOP per iteration "
@@ -316,12 +323,6 @@ class ModelConfig:
         return "\n".join(lines)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _cross(self) -> str:
-        if self.interaction != "dcn":
-            return ""
-        layers = "layer" if self.dcn_layers == 1 else "layers"
-        return f" ({self.dcn_layers} cross {layers} of rank {self.dcn_rank})"
-
     def _dims(self, num_tables: int) -> tuple[int, ...]:
         if isinstance(self.embedding_dim, tuple):
             return self.embedding_dim
@@ -336,15 +337,6 @@ class ModelConfig:
             raise OptionError(f"model {self.name} has {len(self.embedding_dim)} tables, got row "
                               f"counts for {len(rows)}")
         return list(rows)
-
-    def _table_count(self, num_tables: int | None) -> int:
-        if num_tables is not None:
-            return int(num_tables)
-        if self.num_tables is None:
-            raise OptionError(f"model {self.name} does not fix its table count; pass "
-                              "num_tables (the trace's)")
-        return self.num_tables
-
 
 def _layer_flops(widths) -> int:
     """Forward flops per sample of dense layers widths[0] -> widths[1] -> ..."""

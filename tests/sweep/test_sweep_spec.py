@@ -75,6 +75,34 @@ def test_grid_is_the_cartesian_product_with_inapplicable_keys_merged(write_spec)
     assert [p.id for p in points] == [p.id for p in spec.points()]  # stable
 
 
+def test_the_cache_modes_policy_brings_its_own_options_to_the_grid(write_spec, tmp_path):
+    from simulator.sweep import run_sweep
+
+    spec = write_spec("""
+        [axes]
+        mode = ["cache"]
+        cache_policy = ["lru", "setassoc"]
+        ways = [4, 8]
+        inner = ["lru", "lfu"]
+        [fixed]
+        capacity = "50%"
+    """)
+    points = [p.config for p in load_spec(spec).points()]
+    # LRU has no ways nor inner policy: its four combinations are one point
+    assert [(c["cache_policy"], c["ways"], c["inner"]) for c in points] == [
+        ("lru", None, None), ("setassoc", 4, "lru"), ("setassoc", 4, "lfu"),
+        ("setassoc", 8, "lru"), ("setassoc", 8, "lfu")]
+    results = run_sweep(spec, tmp_path / "r.csv", workers=1, progress=False)
+    # The same trace replayed directly (SMALL_TRACE's recipe) gives each point's hit rate.
+    from simulator import generate, replay
+    trace = generate("zipf", tmp_path / "t", [3000, 800, 100], batch_size=64, num_batches=30,
+                     seed=7, alpha=1.05, show_progress=False)
+    expected = [replay(trace, c["cache_policy"], "50%", **({} if c["ways"] is None else
+                       {"ways": c["ways"], "inner": c["inner"]})).hit_rate for c in points]
+    assert list(results["hit_rate"]) == pytest.approx(expected)
+    assert len(set(expected)) == 5
+
+
 def test_batch_size_axis_makes_one_trace_per_batch_size(write_spec):
     spec = load_spec(write_spec("""
         [axes]

@@ -113,8 +113,11 @@ def test_like_a_toml_file(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(table_rows=[0]), "positive"),
-    (dict(batch_size=0), "batch size must be positive"),
-    (dict(num_batches=-1), "number of batches must be positive"),
+    (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(num_batches=-1), "batches must be a positive integer, got -1"),
+    (dict(kind="drift", hot_share=1.5), "hot_share must be a number from 0 to 1"),
+    (dict(kind="drift", hot_fraction=0.0), "hot_fraction must be above 0"),
+    (dict(kind="drift", drift_batches=0), "drift_batches must be a positive integer"),
     (dict(alpha=-1.0), "alpha"),
     (dict(alpha=[1.0, 2.0]), "2 values for 1 tables"),
     (dict(pooling="3-1"), "pooling"),
