@@ -21,7 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from .errors import OptionError
+
 _counter = itertools.count()
+
+
+def output_path(path) -> Path:
+    """path, whose directory must exist already (OptionError saying so otherwise)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OptionError(f"directory {path.parent} does not exist; create it first")
+    return path
 
 
 @contextmanager

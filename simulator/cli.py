@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import simulator as sim
+from ._atomic import output_path
 from .caches import POLICIES
 from .caches.scratchpipe import LOOKAHEAD
 from .errors import OptionError, SimulatorError
@@ -46,6 +46,15 @@ def _float_list(text: str) -> list[float] | float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a comma-separated list") from None
     return vals[0] if len(vals) == 1 else vals
+
+
+def _command(sub, name: str, help: str, func, json: bool = True):
+    """A subcommand that runs func(args); with json, its --json flag."""
+    parser = sub.add_parser(name, help=help)
+    if json:
+        parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _emit(data: dict, as_json: bool, text: str) -> None:
@@ -107,13 +116,6 @@ def _cmd_demo(a) -> None:
 # is built. Only the options given are passed on: a policy that does not take one says so.
 
 
-def _output_path(text: str) -> Path:
-    path = Path(text)
-    if not path.parent.is_dir():
-        raise OptionError(f"directory {path.parent} does not exist; create it first")
-    return path
-
-
 def _format_value(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
@@ -128,7 +130,7 @@ def _format_value(value) -> str:
 
 def _cmd_replay(a) -> None:
     params = flag_values(a, POLICIES.values())
-    per_batch = _output_path(a.per_batch) if a.per_batch else None
+    per_batch = output_path(a.per_batch) if a.per_batch else None
     result = sim.replay(a.trace, policy=a.policy, capacity=a.capacity,
                         per_batch=True if per_batch else None, **params)
     if per_batch:
@@ -140,7 +142,7 @@ def _cmd_replay(a) -> None:
 
 
 def _cmd_mrc(a) -> None:
-    plot = _output_path(a.plot) if a.plot else None
+    plot = output_path(a.plot) if a.plot else None
     curve = sim.mrc(a.trace)
     if plot:
         sim.plot_mrc(curve, plot)
@@ -148,21 +150,17 @@ def _cmd_mrc(a) -> None:
 
 
 def _add_cache_commands(sub) -> None:
-    r = sub.add_parser("replay", help="replay a trace through a cache policy")
+    r = _command(sub, "replay", "replay a trace through a cache policy", _cmd_replay)
     r.add_argument("trace", metavar="DIR")
     r.add_argument("--policy", required=True, metavar="P", help=f"one of {', '.join(POLICIES)}")
     r.add_argument("--capacity", required=True, metavar="N|X%",
                    help="rows, or a percentage of the trace's distinct rows")
     add_flags(r, POLICIES.values())
     r.add_argument("--per-batch", metavar="FILE.csv", help="write per-batch statistics")
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(func=_cmd_replay)
 
-    m = sub.add_parser("mrc", help="the LRU miss-ratio curve at every capacity, in one pass")
+    m = _command(sub, "mrc", "the LRU miss-ratio curve at every capacity, in one pass", _cmd_mrc)
     m.add_argument("trace", metavar="DIR")
     m.add_argument("--plot", metavar="FILE.png", help="draw the curve to an image")
-    m.add_argument("--json", action="store_true")
-    m.set_defaults(func=_cmd_mrc)
 
 
 # -- scratchpad sizing -------------------------------------------------------------------------
@@ -173,13 +171,12 @@ def _cmd_min_capacity(a) -> None:
 
 
 def _add_min_capacity_command(sub) -> None:
-    c = sub.add_parser("min-capacity",
-                       help="the smallest scratchpad that ScratchPipe with a lookahead can use")
+    c = _command(sub, "min-capacity",
+                 "the smallest scratchpad that ScratchPipe with a lookahead can use",
+                 _cmd_min_capacity)
     c.add_argument("trace", metavar="DIR")
     c.add_argument("--lookahead", type=LOOKAHEAD.parse, required=True, metavar="W",
                    help=LOOKAHEAD.help)
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_cmd_min_capacity)
 
 
 # -- timing: hardware, models and the training pipeline ---------------------------------------
@@ -212,7 +209,7 @@ def _add_set_flag(parser, hardware: bool) -> None:
 
 
 def _cmd_simulate(a) -> None:
-    timeline = _output_path(a.timeline) if a.timeline else None
+    timeline = output_path(a.timeline) if a.timeline else None
     hardware, model = split_overrides(dict(a.set or ()))
     result = sim.simulate(a.trace, mode=a.mode, hardware=sim.load_hardware(a.hardware, hardware),
                           model=sim.load_model(a.model, model), capacity=a.capacity,
@@ -228,15 +225,12 @@ def _add_timing_commands(sub) -> None:
             ("model", "model configurations", _cmd_model_list, _cmd_model_show)):
         cmd = sub.add_parser(noun, help=f"list and show {what}")
         csub = cmd.add_subparsers(dest=f"{noun}_command", required=True, parser_class=_Parser)
-        ls = csub.add_parser("list", help=f"the {what} presets")
-        ls.add_argument("--json", action="store_true")
-        ls.set_defaults(func=list_fn)
-        show = csub.add_parser("show", help=f"one of the {what}: a preset name or a TOML file")
+        _command(csub, "list", f"the {what} presets", list_fn)
+        show = _command(csub, "show", f"one of the {what}: a preset name or a TOML file",
+                        show_fn)
         show.add_argument("name", metavar="NAME|FILE")
-        show.add_argument("--json", action="store_true")
-        show.set_defaults(func=show_fn)
 
-    s = sub.add_parser("simulate", help="predict training time in one placement mode")
+    s = _command(sub, "simulate", "predict training time in one placement mode", _cmd_simulate)
     s.add_argument("trace", metavar="DIR")
     s.add_argument("--mode", required=True, choices=list(MODES))
     s.add_argument("--hardware", required=True, metavar="NAME|FILE")
@@ -248,8 +242,6 @@ def _add_timing_commands(sub) -> None:
     s.add_argument("--ignore-capacity", action="store_true",
                    help="simulate even when the tables or the cache do not fit in memory")
     s.add_argument("--timeline", metavar="FILE.csv", help="write every stage's start and end")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=_cmd_simulate)
 
 
 # -- sweeps and figures ---------------------------------------------------------------------
@@ -265,21 +257,21 @@ def _cmd_figures(a) -> None:
 
 
 def _add_sweep_commands(sub) -> None:
-    s = sub.add_parser("sweep", help="run a design-space sweep (resumes where it stopped)")
+    s = _command(sub, "sweep", "run a design-space sweep (resumes where it stopped)", _cmd_sweep,
+                 json=False)
     s.add_argument("spec", metavar="SPEC.toml")
     s.add_argument("-o", "--output", required=True, metavar="RESULTS.csv")
     s.add_argument("--workers", type=_positive_int, metavar="N",
                    help="worker processes (default: the number of CPUs)")
     s.add_argument("--dask", metavar="ADDRESS|local",
                    help="run on a Dask cluster: a scheduler address, or 'local' to start one")
-    s.set_defaults(func=_cmd_sweep)
-    f = sub.add_parser("figures", help="paper-style figures (PNG and PDF) from a results file")
+    f = _command(sub, "figures", "paper-style figures (PNG and PDF) from a results file",
+                 _cmd_figures, json=False)
     f.add_argument("results", metavar="RESULTS.csv")
     f.add_argument("-o", "--output", required=True, metavar="DIR")
     f.add_argument("--only", metavar="NAME,...",
                    help="just these figures: hit_rate, breakdown, speedup, lookahead, pcie, "
                         "batch_dim, gantt, working_set (default: all the results hold data for)")
-    f.set_defaults(func=_cmd_figures)
 
 
 # -- the real backend -------------------------------------------------------------------------
@@ -298,21 +290,22 @@ def _cmd_train(a) -> None:
 
 
 def _cmd_calibrate(a) -> None:
-    profile = sim.calibrate(_output_path(a.output), device=a.device, quick=a.quick)
+    profile = sim.calibrate(output_path(a.output), device=a.device, quick=a.quick)
     _emit(profile, a.json, sim.load_hardware(a.output).describe())
 
 
 def _cmd_validate(a) -> None:
     from .backend.validation import format_summary
     progress = None if a.json else (lambda line: print(line, file=sys.stderr, flush=True))
-    summary = sim.validate(_output_path(a.output), device=a.device, profile=a.profile,
+    summary = sim.validate(output_path(a.output), device=a.device, profile=a.profile,
                            quick=a.quick, seed=a.seed, trace=a.trace, model=a.model,
                            threads=a.threads, progress=progress)
     _emit(summary, a.json, format_summary(summary, a.output))
 
 
 def _add_backend_commands(sub) -> None:
-    t = sub.add_parser("train", help="train a DLRM-like model for real (PyTorch) in one mode")
+    t = _command(sub, "train", "train a DLRM-like model for real (PyTorch) in one mode",
+                 _cmd_train)
     t.add_argument("trace", metavar="DIR")
     t.add_argument("--mode", required=True, choices=list(MODES))
     t.add_argument("--device", required=True, choices=["cpu", "cuda"])
@@ -332,18 +325,15 @@ def _add_backend_commands(sub) -> None:
     t.add_argument("--seed", type=SEED.parse, default=SEED.default)
     t.add_argument("--save-weights", metavar="FILE.npz",
                    help="write every weight, under stable names, when training ends")
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(func=_cmd_train)
 
-    c = sub.add_parser("calibrate", help="measure this machine's hardware profile (PyTorch)")
+    c = _command(sub, "calibrate", "measure this machine's hardware profile (PyTorch)",
+                 _cmd_calibrate)
     c.add_argument("--device", required=True, choices=["cpu", "cuda"])
     c.add_argument("-o", "--output", required=True, metavar="PROFILE.toml")
     c.add_argument("--quick", action="store_true", help="smaller buffers, fewer repeats")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_cmd_calibrate)
 
-    v = sub.add_parser("validate", help="train a grid of configurations for real and compare "
-                                        "with the simulator's predictions")
+    v = _command(sub, "validate", "train a grid of configurations for real and compare with "
+                                  "the simulator's predictions", _cmd_validate)
     v.add_argument("--device", required=True, choices=["cpu", "cuda"])
     v.add_argument("--profile", metavar="NAME|FILE",
                    help="the hardware profile the simulator predicts with (default: calibrate "
@@ -359,8 +349,6 @@ def _add_backend_commands(sub) -> None:
                         "own on cuda)")
     v.add_argument("--seed", type=SEED.parse, default=SEED.default)
     v.add_argument("-o", "--output", required=True, metavar="DIR")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_cmd_validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -371,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="make, import and describe traces")
     tsub = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
 
-    g = tsub.add_parser("generate", help="generate a seeded synthetic trace")
+    g = _command(tsub, "generate", "generate a seeded synthetic trace", _cmd_trace_generate)
     g.add_argument("kind", choices=["zipf", "uniform", "drift"])
     g.add_argument("--tables", type=_positive_int, help="number of tables (with --rows)")
     g.add_argument("--rows", type=_positive_int, help="rows of every table")
@@ -395,8 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(f"--{option.name.replace('_', '-')}", type=option.parse, required=True,
                        metavar="N", help=option.help)
     g.add_argument("-o", "--output", required=True, metavar="DIR")
-    g.add_argument("--json", action="store_true")
-    g.set_defaults(func=_cmd_trace_generate)
 
     imp = tsub.add_parser("import", help="import a dataset as a trace")
     isub = imp.add_subparsers(dest="source", required=True, parser_class=_Parser)
@@ -425,15 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
         sp.set_defaults(func=_cmd_trace_import)
 
-    s = tsub.add_parser("stats", help="statistics of a trace")
-    s.add_argument("trace", metavar="DIR")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=_cmd_trace_stats)
-
-    v = tsub.add_parser("verify", help="check a trace against its checksums and structure")
-    v.add_argument("trace", metavar="DIR")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_cmd_trace_verify)
+    for name, text, func in (
+            ("stats", "statistics of a trace", _cmd_trace_stats),
+            ("verify", "check a trace against its checksums and structure", _cmd_trace_verify)):
+        _command(tsub, name, text, func).add_argument("trace", metavar="DIR")
 
     _add_cache_commands(sub)
     _add_min_capacity_command(sub)
@@ -441,9 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_commands(sub)
     _add_backend_commands(sub)
 
-    demo = sub.add_parser("demo", help="the main job on generated data")
+    demo = _command(sub, "demo", "the main job on generated data", _cmd_demo, json=False)
     demo.add_argument("-o", "--output", default="scratchsim-out", metavar="DIR")
-    demo.set_defaults(func=_cmd_demo)
     return p
 
 

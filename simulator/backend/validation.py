@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import output_path
 from .._version import __version__
 from ..caches import min_capacity, resolve_capacity
 from ..errors import OptionError
@@ -209,9 +210,7 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
         held_out = open_trace(trace)
         model = backend_model(held_out, model)
         model.check_trace(held_out)
-    output = Path(output)
-    if not output.parent.is_dir():
-        raise OptionError(f"directory {output.parent} does not exist; create it first")
+    output = output_path(output)
     if output.exists() and not (output.is_dir() and (_replaceable(output)
                                                      or not any(output.iterdir()))):
         # Said now rather than after the run (replace_dir would refuse it at the end).

@@ -42,20 +42,13 @@ def _next_use_backward(ids, batch_ptr, first_batch, nearest_later, out):
 
 
 def _chunk_bounds(trace: Trace, max_lookups: int) -> list[tuple[int, int]]:
-    """(start, stop) batches of runs of whole batches of at most max_lookups lookups (or one
-    larger batch), found from the batch offsets alone, without reading ids."""
+    """(start, stop) batches of the chunks trace.chunks(max_lookups) yields, found from the
+    batch offsets alone, without reading ids."""
     bounds, start = [], 0
     while start < trace.num_batches:
-        limit = trace.lookup_start(start) + max_lookups
-        lo, hi = start + 1, trace.num_batches  # the last stop within the limit, at least one batch
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if trace.lookup_start(mid) <= limit:
-                lo = mid
-            else:
-                hi = mid - 1
-        bounds.append((start, lo))
-        start = lo
+        stop = min(trace.num_batches, start + trace.batches_per_chunk(start, max_lookups))
+        bounds.append((start, stop))
+        start = stop
     return bounds
 
 

@@ -78,8 +78,7 @@ _GB = 1e9
 
 
 def _spec(kind: type, check: str = "positive") -> dict:
-    """Field metadata: a value's type and allowed range (its TOML section and key are in the
-    field's name, <section>_<key>)."""
+    """Field metadata: a value's type and allowed range."""
     return {"kind": kind, "check": check}
 
 
@@ -302,10 +301,8 @@ class HardwareProfile:
                "kind": self.kind}
         for f in _value_fields():
             value = getattr(self, f.name)
-            if f.metadata["check"] in ("by row bytes", "by keys"):
-                value = {str(size): eff for size, eff in value.items()}
-            elif isinstance(value, dict):
-                value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
+            if isinstance(value, dict):  # string keys (row bytes, key counts); copies of ours
+                value = {str(k): dict(v) if isinstance(v, dict) else v for k, v in value.items()}
             section, key = f.name.split("_", 1)
             out.setdefault(section, {})[key] = value
         return out

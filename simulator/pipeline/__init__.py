@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -149,7 +148,6 @@ class SimulationResult:
         return rows
 
     def write_timeline_csv(self, path) -> None:
-        path = Path(path)
         with atomic_open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(("batch", "stage", "resource", "start_s", "end_s"))

@@ -107,8 +107,7 @@ class StageCosts:
     def plan(self) -> Op:
         """The host planner (backend/planner.py): probe and touch the batch's distinct rows,
         choose a victim for each miss and remap it to its slot."""
-        w = self.work
-        return Op("plan", "plan", rows=w.unique + w.misses)
+        return Op("plan", "plan", rows=self.work.unique + self.work.misses)
 
     def any(self, rows) -> np.ndarray:
         """1 for the batches where rows > 0: ops that run only when there is work."""

@@ -100,11 +100,9 @@ def plot_hit_rate(df: pd.DataFrame):
         curve = np.array(json.loads(rows["lru_curve"].dropna().iloc[0]))
         ax.plot(curve[:, 0], curve[:, 1], color=policy_color("lru"), linewidth=0.8,
                 alpha=0.6, label="lru (one pass)")
-    ax.set_xscale("log")
+    ax.set(xscale="log", xlabel="cache capacity (rows)",
+           ylabel="hit rate (fraction of distinct rows)", ylim=(0, 1))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("cache capacity (rows)")
-    ax.set_ylabel("hit rate (fraction of distinct rows)")
-    ax.set_ylim(0, 1)
     ax.legend(ncol=2, loc="lower right", fontsize=6, handlelength=1.5, columnspacing=0.8)
     return fig, data
 
@@ -190,10 +188,11 @@ def plot_speedup(df: pd.DataFrame):
     return fig, data[["group", "baseline", "speedup"]]
 
 
-def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float, xlabel: str,
-                ylabel: str) -> None:
+def _mode_lines(ax, rows: pd.DataFrame, x: str, y: str, scale: float, xlabel: str,
+                ylabel: str) -> pd.DataFrame:
     """One line of y (times scale, from zero) over x per mode; a mode without x values
-    (nothing of x applies) is flat."""
+    (nothing of x applies) is flat. Returns the data drawn."""
+    data = rows[["mode", x, y]].sort_values(["mode", x], kind="stable").reset_index(drop=True)
     order = list(MODE_COLORS)
     for mode in sorted(set(data["mode"]), key=lambda m: (m not in order, order.index(m) if m in
                                                          order else m)):
@@ -202,19 +201,15 @@ def _mode_lines(ax, data: pd.DataFrame, x: str, y: str, scale: float, xlabel: st
             ax.plot(g[x], g[y] * scale, marker="o", color=color, label=mode)
         else:
             ax.axhline(g[y].iloc[0] * scale, color=color, linestyle="--", label=mode)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
+    ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, None))
     ax.legend(fontsize=6)
+    return data
 
 
 def _iteration_time_figure(rows: pd.DataFrame, x: str, xlabel: str):
     """(figure, data) of iteration time (ms) against column x, one line per mode."""
-    data = rows[["mode", x, "iteration_time_s"]].sort_values(
-        ["mode", x], kind="stable").reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.4))
-    _mode_lines(ax, data, x, "iteration_time_s", 1e3, xlabel, "iteration time (ms)")
-    return fig, data
+    return fig, _mode_lines(ax, rows, x, "iteration_time_s", 1e3, xlabel, "iteration time (ms)")
 
 
 def _data_ticks(ax, values) -> None:
@@ -263,14 +258,12 @@ def plot_batch_dim(df: pd.DataFrame):
     parts = []
     for ax, key in zip(axes[0], axes_present):
         at = _first_per(rows, key)
-        part = at[["mode", key, "throughput_samples_per_s"]].sort_values(["mode", key],
-                                                                         kind="stable")
         others = [c for c in axes_present if c != key]
         if others:  # say where the other axis was held
             ax.set_title(_label(at.iloc[0], others))
-        _mode_lines(ax, part, key, "throughput_samples_per_s", 1e-6,
-                    "batch size (samples)" if key == "batch_size"
-                    else "embedding dimension (elements)", "throughput (M samples/s)")
+        part = _mode_lines(ax, at, key, "throughput_samples_per_s", 1e-6,
+                           "batch size (samples)" if key == "batch_size"
+                           else "embedding dimension (elements)", "throughput (M samples/s)")
         _data_ticks(ax, part[key])
         parts.append(part.rename(columns={key: "value"}).assign(axis=key))
     return fig, pd.concat(parts, ignore_index=True)[["axis", "mode", "value",
@@ -333,11 +326,9 @@ def plot_working_set(df: pd.DataFrame):
         ax.plot(g["window"], g["working_set"], marker="o", label=label,
                 color=cmap(0.85 * i / max(1, len(firsts) - 1)),
                 linestyle=("-", "--", ":", "-.")[j % 4])
-    ax.set_xlabel("lookahead W (batches)")
-    ax.set_ylabel("working set (distinct rows)")
     ax.set_xscale("symlog", base=2, linthresh=1)
     ax.set_xticks(sorted(set(data["window"])), [str(w) for w in sorted(set(data["window"]))])
-    ax.set_ylim(bottom=0)
+    ax.set(xlabel="lookahead W (batches)", ylabel="working set (distinct rows)", ylim=(0, None))
     ax.legend(fontsize=6)
     return fig, data
 

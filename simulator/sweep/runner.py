@@ -14,6 +14,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .._atomic import output_path
 from .._progress import progress as progress_bar
 from ..errors import OptionError
 from ..trace import generate, open_trace
@@ -87,9 +88,7 @@ def run_sweep(spec_path, results_path, workers: int | None = None, dask: str | N
     if workers is not None and workers <= 0:
         raise OptionError(f"workers must be positive, got {workers}")
     workers = workers or os.cpu_count() or 1
-    results_path = Path(results_path)
-    if not results_path.parent.is_dir():
-        raise OptionError(f"directory {results_path.parent} does not exist; create it first")
+    results_path = output_path(results_path)
     points = spec.points()
     with results_lock(results_path):  # one writer per results file
         store = ResultsStore(results_path)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numba
 import numpy as np
 
-from .._atomic import atomic_open
+from .._atomic import atomic_open, output_path
 from .._progress import progress
 from ..errors import InputError, OptionError
 from ._compressed import open_input
@@ -199,10 +199,8 @@ def _file_blocks(path: Path, block_bytes: int):
         buf = bytearray(block_bytes)
         fill = 0  # bytes of an unfinished line carried over from the last read
         while True:
-            if fill == len(buf):
-                bigger = bytearray(2 * len(buf))
-                bigger[:fill] = buf
-                buf = bigger
+            if fill == len(buf):  # a new buffer: the last block's array may still view this one
+                buf = buf + bytes(len(buf))
             got = f.readinto(memoryview(buf)[fill:])
             if got == 0:
                 break
@@ -212,13 +210,8 @@ def _file_blocks(path: Path, block_bytes: int):
                 yield np.frombuffer(buf, np.uint8, cut), False, position()
             buf[:end - cut] = buf[cut:end]
             fill = end - cut
-        if fill:
-            if fill == len(buf):  # a new buffer: the last block's array may still view this one
-                bigger = bytearray(fill + 1)
-                bigger[:fill] = buf
-                buf = bigger
-            buf[fill] = _NEWLINE
-            yield np.frombuffer(buf, np.uint8, fill + 1), True, position()
+        if fill:  # a copy: the last block's array may still view buf
+            yield np.frombuffer(buf[:fill] + b"\n", np.uint8), True, position()
 
 
 def _columns(line: bytes) -> int:
@@ -462,9 +455,7 @@ def write_criteo_like(path, num_lines: int, seed: int = 0, table_rows: Sequence[
         raise OptionError(f"missing probability must be in [0, 1], got {missing_prob}")
     if num_lines <= 0 or seed < 0:
         raise OptionError(f"need num_lines > 0 and seed >= 0, got {num_lines} and {seed}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OptionError(f"directory {path.parent} does not exist; create it first")
+    path = output_path(path)
     # Distinct salts keep the tables' values apart; the bijection keeps a table's apart.
     salts = (np.arange(NUM_CATEGORICAL, dtype=np.uint64) * np.uint64(0x9E3779B9)) \
         & np.uint64(0xFFFFFFFF)

@@ -49,6 +49,7 @@ from typing import Iterator, Sequence
 import numba
 import numpy as np
 
+from .._atomic import output_path
 from .._version import __version__
 from ..errors import OptionError, TraceFormatError
 
@@ -428,9 +429,7 @@ class TraceWriter:
             raise OptionError(f"batch size must be positive, got {batch_size}")
         if not table_names:
             raise OptionError("a trace needs at least one table")
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise OptionError(f"output directory {self.path.parent} does not exist; create it first")
+        self.path = output_path(path)
         if self.path.exists() and not self.path.is_dir():
             raise OptionError(f"{self.path} exists and is a file; choose another output path")
         self.table_names = [str(n) for n in table_names]
@@ -790,7 +789,9 @@ class Trace:
             return int(self.batch_ptr[batch])
         return self.sample_start(batch) * self.num_tables * self.pooling
 
-    def _batches_per_chunk(self, start: int, max_lookups: int) -> int:
+    def batches_per_chunk(self, start: int, max_lookups: int) -> int:
+        """How many batches from `start` the chunk of chunks(max_lookups) that starts there
+        holds."""
         if self.pooling is not None:
             per_batch = max(1, self.batch_size * self.num_tables * self.pooling)
             return max(1, max_lookups // per_batch)
@@ -807,7 +808,7 @@ class Trace:
         stop = self.num_batches if stop is None else min(stop, self.num_batches)
         b = start
         while b < stop:
-            e = min(stop, b + self._batches_per_chunk(b, max_lookups))
+            e = min(stop, b + self.batches_per_chunk(b, max_lookups))
             yield self.read(b, e, labels=labels)
             b = e
 

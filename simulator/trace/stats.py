@@ -110,12 +110,10 @@ def _scan_chunk(ids, batch_ptr, first_batch, row_state, ring, windows, unique_pe
         w = 0
         for j in range(min(max_window, b) + 1):
             union += ring[(b - j) & ring_mask]
-            while w < num_windows and windows[w] == j:
+            # Windows reaching before batch 0 (j == b) hold every batch so far.
+            while w < num_windows and (windows[w] == j or j == b):
                 working_set[w] = max(working_set[w], union)
                 w += 1
-        while w < num_windows:  # windows reaching before batch 0 hold every batch so far
-            working_set[w] = max(working_set[w], union)
-            w += 1
 
 
 # -- frequency of frequencies -----------------------------------------------------------------
@@ -304,11 +302,9 @@ class TraceStats:
         lines += ["", "reuse distance     (batches since the row's previous use, per batch "
                       "and distinct row)",
                   f"{'batches':<17}  {'count':>15}  {'share':>6}"]
-        for b in self.reuse_distance:
-            span = str(b["lo"]) if b["lo"] == b["hi"] else f"{b['lo']}-{b['hi']}"
-            lines.append(f"{span:<17}  {b['count']:>15,}  {pct(b['count'] / reuses):>6}")
-        lines.append(f"{'cold (first use)':<17}  {self.reuse_cold:>15,}  "
-                     f"{pct(self.reuse_cold / reuses):>6}")
+        spans = [(str(b["lo"]) if b["lo"] == b["hi"] else f"{b['lo']}-{b['hi']}", b["count"])
+                 for b in self.reuse_distance] + [("cold (first use)", self.reuse_cold)]
+        lines += [f"{span:<17}  {count:>15,}  {pct(count / reuses):>6}" for span, count in spans]
         lines += ["", "working set        (most distinct rows in W + 1 consecutive batches)",
                   f"{'W':<17}  {'rows':>15}"]
         lines += [f"{w:<17}  {size:>15,}" for w, size in self.working_set.items()]
@@ -363,15 +359,12 @@ def trace_stats(trace: Trace, windows: Iterable[int] = DEFAULT_WINDOWS,
         table_hists.append(_count_histogram(table_counts))
     values, rows_with = _merge_histograms(table_hists)
     unique_rows = sum(per_table_distinct)
-    lookups = sum(per_table_lookups)
 
     p50, p99 = (float(x) for x in np.percentile(unique_per_batch, [50, 99]))
     size_by_window = dict(zip(window_arr.tolist(), working_set.tolist()))
     reuse_distance = [{"lo": 1 if k == 0 else 2 ** (k - 1) + 1, "hi": 2 ** k,
                        "count": int(reuse_hist[k])}
                       for k in range(len(reuse_hist) if trace.num_batches > 1 else 0)]
-    coverage = {p: _coverage(values, rows_with, p) for p in COVERAGE_PERCENTS}
-    table_coverage = {p: [_coverage(v, r, p) for v, r in table_hists] for p in COVERAGE_PERCENTS}
     return TraceStats(
         trace_path=str(trace.path),
         batches=trace.num_batches,
@@ -380,22 +373,19 @@ def trace_stats(trace: Trace, windows: Iterable[int] = DEFAULT_WINDOWS,
         tables=trace.num_tables,
         table_names=[t.name for t in trace.tables],
         total_rows=trace.total_rows,
-        lookups=lookups,
+        lookups=sum(per_table_lookups),
         unique_rows=unique_rows,
         unique_per_batch_mean=float(unique_per_batch.mean()),
         unique_per_batch_p50=p50,
         unique_per_batch_p99=p99,
         unique_per_batch_max=int(unique_per_batch.max()),
-        coverage_top1pct=coverage[1],
-        coverage_top10pct=coverage[10],
-        coverage_top20pct=coverage[20],
+        **{f"coverage_top{p}pct": _coverage(values, rows_with, p) for p in COVERAGE_PERCENTS},
         zipf_alpha=_zipf_alpha(values, rows_with),
         per_table_rows=[int(r) for r in trace.table_rows],
         per_table_lookups=per_table_lookups,
         per_table_distinct=per_table_distinct,
-        per_table_coverage_top1pct=table_coverage[1],
-        per_table_coverage_top10pct=table_coverage[10],
-        per_table_coverage_top20pct=table_coverage[20],
+        **{f"per_table_coverage_top{p}pct": [_coverage(v, r, p) for v, r in table_hists]
+           for p in COVERAGE_PERCENTS},
         per_table_zipf_alpha=[_zipf_alpha(v, r) for v, r in table_hists],
         per_table_pooling_mean=[n / max(1, trace.num_samples) for n in per_table_lookups],
         per_table_pooling_min=[int(x) if trace.num_samples else 0 for x in pooling_min],

@@ -278,11 +278,8 @@ class ModelConfig:
     # -- output ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """The model in the TOML layout (from_dict reads it back), plus its source."""
-        out = asdict(self)
-        for key, value in out.items():
-            if isinstance(value, tuple):
-                out[key] = list(value)
-        return {k: v for k, v in out.items() if v is not None}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if v is not None}
 
     def describe(self) -> str:
         """Readable multi-line text for `scratchsim model show`."""
@@ -294,8 +291,7 @@ class ModelConfig:
                  f", {self.optimizer_state_bytes()} bytes)"]
         tables = self.num_tables
         if self.table_rows is not None:
-            total = sum(self.table_rows)
-            lines.append(f"  tables      {tables}, {total:,} rows, "
+            lines.append(f"  tables      {tables}, {sum(self.table_rows):,} rows, "
                          f"{_gib(self.embedding_bytes(optimizer_state=False))} of weights, "
                          f"{_gib(self.embedding_bytes())} with optimizer state")
         elif tables is not None:
