@@ -25,7 +25,7 @@ from .caches import POLICIES, replay
 from .caches.base import resolve_capacity
 from .errors import CapacityError
 from .options import declared
-from .pipeline import MODES, simulate
+from .pipeline import MODES, make_mode, simulate
 from .plots import make_figures
 from .sweep import run_sweep
 from .trace import generate, trace_stats
@@ -158,9 +158,9 @@ def demo(output="scratchsim-out", print_fn=print, batches: int = BATCHES,
         print_fn(f"\nCache of {capacity:,} rows ({capacity_arg} of the distinct rows)")
         print_fn("Replay (hit rate = hits / distinct rows of each batch, summed):")
         _print_replay(replays, print_fn)
+        settings = {k: v for mode in MODES for k, v in make_mode(mode).settings().items()}
         print_fn(f"Training on {HARDWARE} with {MODEL} (" + ", ".join(
-            f"{k.replace('_', ' ')} {o.default}" for k, (o, _) in declared(MODES.values()).items())
-            + "):")
+            f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + "):")
         _print_modes(modes, print_fn)
         result["capacities"].append({"capacity": capacity, "capacity_arg": capacity_arg,
                                      "replay": replays, "simulate": modes})
