@@ -4,6 +4,8 @@ gather the victims, insert the missed rows once they have arrived, train. Meanwh
 writes the victims back after their D2H copy, then gathers the misses; a row evicted and
 fetched again is always read updated, since the write-back comes first."""
 
+from dataclasses import replace
+
 from ..caches import POLICIES, replay
 from ..options import Option
 from .mode import CachedMode, issue
@@ -17,8 +19,12 @@ class _WithPolicyOptions:
     registered later brings its own)."""
 
     def __get__(self, mode, cls):
-        policies = [p for p in POLICIES.values() if p.on_demand]
-        return (CACHE_POLICY, *dict.fromkeys(o for p in policies for o in p.options))
+        options = {}  # name -> the option, its help saying which policy takes it
+        for policy in (p for p in POLICIES.values() if p.on_demand):
+            for o in policy.options:
+                options.setdefault(o.name, replace(o, help=f"with cache_policy {policy.name}: "
+                                                           f"{o.help}"))
+        return (CACHE_POLICY, *options.values())
 
 
 class Cache(CachedMode):
