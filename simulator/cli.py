@@ -19,6 +19,7 @@ from .hardware import split_overrides
 from .options import Option, add_flags, flag_values, parse_setting
 from .pipeline import MODES
 from .trace.generators import BATCHES, BATCH_SIZE, DEFAULT_BAGS, MULTI_HOT, SEED, Drift
+from .workload.model import OPTIMIZER_STATE
 
 EXIT_USAGE = 2
 
@@ -314,7 +315,7 @@ def _add_backend_commands(sub) -> None:
     t.add_argument("--capacity", metavar="N|X%",
                    help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
     add_flags(t, MODES.values())
-    t.add_argument("--optimizer", choices=["sgd", "rowwise-adagrad", "adagrad"], default="sgd",
+    t.add_argument("--optimizer", choices=list(OPTIMIZER_STATE), default="sgd",
                    help="the embeddings' optimizer: sgd, rowwise-adagrad (one accumulator per "
                         "row) or adagrad (one per element); the MLPs take sgd or adagrad "
                         "(default sgd)")

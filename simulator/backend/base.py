@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OptionError
+from ..workload.model import OPTIMIZER_STATE, state_values
 
-# The optimizers of the embedding rows (the model file's names) and the state columns each
-# keeps beside a row of `dim` columns. The MLPs take torch.optim.SGD, or torch.optim.Adagrad
-# with either Adagrad.
-OPTIMIZERS = ("sgd", "rowwise-adagrad", "adagrad")
+# The embedding rows' optimizers are the model's (OPTIMIZER_STATE); the MLPs take
+# torch.optim.SGD, or torch.optim.Adagrad with either Adagrad.
 DEVICES = ("cpu", "cuda")
 ADAGRAD_EPS = 1e-8
 # A row's recency key: (batch << POSITION_BITS) | position of its first occurrence in the
@@ -139,11 +138,6 @@ def mlp(widths, relu_last: bool) -> "nn.Sequential":
         if relu_last or k < len(widths) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def state_columns(optimizer: str, dim: int) -> int:
-    """Columns of optimizer state stored beside a row of `dim` columns (see OPTIMIZERS)."""
-    return {"sgd": 0, "rowwise-adagrad": 1, "adagrad": dim}[optimizer]
 
 
 class LowRankCrossNet(nn.Module):
@@ -314,15 +308,15 @@ class Trainer(ABC):
 
     def __init__(self, config: TrainConfig, trace, model, batches: list[Batch],
                  dims: np.ndarray, dense_features: int):
-        if config.optimizer not in OPTIMIZERS:
+        if config.optimizer not in OPTIMIZER_STATE:
             raise OptionError(f"optimizer {config.optimizer!r}: choose one of "
-                              f"{', '.join(OPTIMIZERS)}")
+                              f"{', '.join(OPTIMIZER_STATE)}")
         self.config = config
         self.trace = trace
         self.batches = batches
         self.dims = dims
         self.dim = int(dims.max())
-        self.width = self.dim + state_columns(config.optimizer, self.dim)
+        self.width = self.dim + state_values(config.optimizer, self.dim)
         self.device = torch.device(config.device)
         self.timer = StageTimer(self.device, len(batches))
         self.fetched = np.zeros(len(batches), dtype=np.int64)

@@ -126,7 +126,6 @@ class SimulationResult:
         setting = f" ({', '.join(setting)})" if setting else ""
         ms = lambda x: f"{x * 1e3:.4g} ms"  # noqa: E731
         busy = ", ".join(f"{r} {v:.0%}" for r, v in d["busy"].items())
-        hit = "-" if d["hit_rate"] is None else f"{d['hit_rate']:.3f}"
         lines = [
             f"mode          {self.mode}{setting}",
             f"hardware      {c['hardware']}    model {c['model']}    trace {c['trace']}",
@@ -134,7 +133,7 @@ class SimulationResult:
             f"p50, {ms(d['iteration_time_p99_s'])} p99 (after {self.warmup} warm-up iterations)",
             f"throughput    {d['throughput_samples_per_s']:,.0f} samples/s",
             f"bottleneck    {d['bottleneck']} (busy: {busy})",
-            f"hit rate      {hit}",
+            f"hit rate      {d['hit_rate']:.3f}",
             f"traffic       H2D {d['h2d_bytes'] / 1e9:.3f} GB, D2H {d['d2h_bytes'] / 1e9:.3f} GB",
             "breakdown     " + ", ".join(f"{s} {ms(v)}" for s, v in d["breakdown"].items()),
         ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..hardware import HardwareProfile
 from ..workload import ModelConfig
+from ..workload.model import state_values
 from . import ops
 from .ops import FP32_BYTES, INDEX_BYTES, Op
 
@@ -44,9 +45,9 @@ class StageCosts:
         # (none, one column, or adagrad's one per column of the widest table): a moved row
         # weighs the widest table's row and state.
         dim = max(model.dim(t) for t in tables)
-        state_columns = max(model.optimizer_state_bytes(t) for t in tables) // FP32_BYTES
         self.shape = ops.StepShape(
-            dim=dim, width=dim + state_columns, row_bytes=max(row_bytes), tables=num_tables,
+            dim=dim, width=dim + state_values(model.optimizer, dim), row_bytes=max(row_bytes),
+            tables=num_tables,
             bottom=tuple(model.bottom_mlp), top=(model.top_mlp_input(num_tables),)
             + tuple(model.top_mlp), interaction=model.interaction, optimizer=model.optimizer,
             dcn_layers=model.dcn_layers or 0, dcn_rank=model.dcn_rank or 0)

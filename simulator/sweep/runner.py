@@ -18,7 +18,7 @@ from .._atomic import output_path
 from .._progress import progress as progress_bar
 from ..errors import OptionError
 from ..trace import generate, open_trace
-from ..trace.generators import pooling_from_recipe
+from ..trace.generators import Drift, pooling_from_recipe
 from ..workload import load_model
 from .evaluate import evaluate
 from .spec import load_spec, recipe_hash
@@ -33,12 +33,12 @@ def traces_dir(results_path) -> Path:
 def _make_trace(recipe: dict, path: Path) -> None:
     if (path / "meta.json").is_file():
         return
-    extra = {k: recipe[k] for k in ("hot_fraction", "hot_share", "drift_batches") if k in recipe}
+    drift = {o.name: recipe[o.name] for o in Drift.options if o.name in recipe}
     generate(recipe["generator"], path, recipe["table_rows"], batch_size=recipe["batch_size"],
              num_batches=recipe["batches"], seed=recipe["seed"], alpha=recipe["alpha"],
              pooling=pooling_from_recipe(recipe["pooling"]),
              multi_hot=recipe.get("multi_hot", "independent"), permute=recipe["permute"],
-             show_progress=False, **extra)
+             show_progress=False, **drift)
 
 
 def _check_models(spec, tasks: list[dict]) -> None:

@@ -62,6 +62,11 @@ DCN_DEFAULTS = {"dcn_layers": 3, "dcn_rank": 512}
 #   large tables), which makes the state negligible next to the row.
 OPTIMIZER_STATE = {"sgd": "none", "adagrad": "per element", "rowwise-adagrad": "per row"}
 STATE_VALUE_BYTES = DTYPE_BYTES["fp32"]
+
+
+def state_values(optimizer: str, dim: int) -> int:
+    """Values of optimizer state kept beside a row of `dim` values (OPTIMIZER_STATE)."""
+    return {"sgd": 0, "adagrad": dim, "rowwise-adagrad": 1}[optimizer]
 # The backward pass of a layer computes the gradient of its input and of its weights, each as
 # much work as the forward pass: training costs about 3x the forward flops.
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3
@@ -187,8 +192,7 @@ class ModelConfig:
 
     def optimizer_state_bytes(self, table: int = 0) -> int:
         """Bytes of optimizer state kept for one row (see OPTIMIZER_STATE)."""
-        values = {"sgd": 0, "adagrad": self.dim(table), "rowwise-adagrad": 1}[self.optimizer]
-        return values * STATE_VALUE_BYTES
+        return state_values(self.optimizer, self.dim(table)) * STATE_VALUE_BYTES
 
     def row_bytes_with_state(self, table: int = 0) -> int:
         """Bytes that travel and are stored with a row when its optimizer state goes with it
