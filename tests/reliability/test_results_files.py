@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -123,28 +122,34 @@ def test_a_second_sweep_on_the_same_output_is_refused_naming_the_first(spec, tmp
     assert code == 0, err
 
 
+# A real sweep process that stays inside its lock until it is killed: its work is replaced by
+# a wait, so the test does not race a sweep that may finish first on a fast machine.
+SWEEP_THAT_HOLDS_ITS_LOCK = """
+import sys
+from simulator import cli
+from simulator.sweep import runner
+
+def wait_inside_the_lock(*args, **kwargs):
+    print("locked", flush=True)
+    sys.stdin.read()
+
+runner._run_missing = wait_inside_the_lock
+raise SystemExit(cli.main(sys.argv[1:]))
+"""
+
+
 def test_a_killed_sweep_does_not_leave_its_output_locked(spec, tmp_path):
-    """A real sweep in another process holds the lock: a second sweep is refused and names
-    it; after kill -9 of the first, a new sweep runs and completes the grid."""
+    """A sweep in another process holds the lock: a second sweep is refused and names it;
+    after kill -9 of the first, a new sweep runs and completes the grid."""
     results = tmp_path / "r.csv"
-    slow = tmp_path / "slow.toml"
-    slow.write_text(spec.read_text().replace("batches = 6", "batches = 400")
-                    .replace('capacity = ["40%", "80%"]', 'capacity = ["40%", "50%", "60%", '
-                             '"70%", "80%", "90%"]'))
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", "sweep", str(slow), "-o",
-                             str(results), "--workers", "1"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", SWEEP_THAT_HOLDS_ITS_LOCK, "sweep",
+                             str(spec), "-o", str(results), "--workers", "1"],
+                            start_new_session=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(lock_path(results).read_text())["pid"] == proc.pid:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.01)
-        assert proc.poll() is None, "the first sweep ended before it could be watched"
-        code, _, err = cli("sweep", slow, "-o", results, "--workers", "1")
+        assert proc.stdout.readline() == "locked\n", "the first sweep ended before its lock"
+        assert json.loads(lock_path(results).read_text())["pid"] == proc.pid
+        code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
         assert_clean_end(code, err)
         assert code == 2 and f"pid {proc.pid} on " in err and "sweep" in err
     finally:
@@ -153,6 +158,7 @@ def test_a_killed_sweep_does_not_leave_its_output_locked(spec, tmp_path):
     assert lock_path(results).exists()  # a killed holder leaves the file, not the lock
     code, _, err = cli("sweep", spec, "-o", results, "--workers", "1")
     assert code == 0, err
+    assert len(_journal_lines(results)) == 6  # 3 policies x 2 capacities, all computed now
 
 
 # -- atomic writes --------------------------------------------------------------------------
