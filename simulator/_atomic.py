@@ -10,16 +10,25 @@ the target is left as it was: a reader sees the old file or the new one, never h
 
     with atomic_open(path, "w") as f:   # for writers that want a file object
         f.write(text)
+
+A directory output (a trace, a validation run) is filled in a hidden temporary directory
+beside it (temporary_dir) and moved into place whole by replace_dir, which replaces an
+existing directory only when it holds a previous output of the same command.
+
+    with atomic_dir(path, replaceable) as tmp:
+        (tmp / "summary.json").write_text(text)
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from .errors import OptionError
 
@@ -64,3 +73,46 @@ def atomic_open(path, mode: str = "w", *, fsync: bool = False, **open_kwargs) ->
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+
+
+def check_replaceable(dest: Path, replaceable: Callable[[Path], bool]) -> None:
+    """OptionError unless dest is absent, an empty directory, or a directory that
+    replaceable(dest) says holds a previous output of this command."""
+    if dest.exists() and not (dest.is_dir() and (replaceable(dest) or not any(dest.iterdir()))):
+        raise OptionError(f"{dest} exists and is not a previous output of this command; "
+                          "choose another output path or remove it")
+
+
+def temporary_dir(dest: Path) -> Path:
+    """A new hidden directory beside dest (same file system), for a writer to fill before
+    replace_dir moves it into place."""
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+
+
+def replace_dir(tmp: Path, dest: Path, replaceable: Callable[[Path], bool]) -> None:
+    """Move the finished directory tmp to dest; an existing dest must pass
+    check_replaceable. The old one is renamed aside first, so dest is never half of either."""
+    check_replaceable(dest, replaceable)
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old)  # onto the empty directory just made: same file system
+        os.rename(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, dest)
+
+
+@contextmanager
+def atomic_dir(dest, replaceable: Callable[[Path], bool]) -> Iterator[Path]:
+    """Yield a temporary directory beside dest for the caller to fill; on a clean exit move
+    it onto dest (replace_dir), on an exception remove it. dest is checked before the block
+    runs, so a refusal comes before the work rather than after it."""
+    dest = Path(dest)
+    check_replaceable(dest, replaceable)
+    tmp = temporary_dir(dest)
+    try:
+        yield tmp
+        replace_dir(tmp, dest, replaceable)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -38,21 +38,19 @@ import itertools
 import json
 import math
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._atomic import output_path
+from .._atomic import atomic_dir, output_path
 from .._version import __version__
 from ..caches import min_capacity, resolve_capacity
 from ..errors import OptionError
 from ..hardware import load_hardware
 from ..pipeline import MODES, make_mode, simulate
 from ..trace import generate, open_trace
-from ..trace.format import replace_dir
 from ..workload import ModelConfig
 
 TIE = 0.05  # measured times within 5% of each other are a tie for Kendall's tau
@@ -211,41 +209,33 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
         model = backend_model(held_out, model)
         model.check_trace(held_out)
     output = output_path(output)
-    if output.exists() and not (output.is_dir() and (_replaceable(output)
-                                                     or not any(output.iterdir()))):
-        # Said now rather than after the run (replace_dir would refuse it at the end).
-        raise OptionError(f"{output} exists and is not a previous output of this command; "
-                          "choose another output path or remove it")
     previous_threads = torch.get_num_threads()
     threads = int(threads) if threads else DEFAULT_CPU_THREADS if device == "cpu" else \
         previous_threads
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     torch.set_num_threads(threads)
     try:
-        if profile is None:
-            calibrate(work / "profile.toml", device, quick=quick)
-            # Recorded where it will be once the output is in place.
-            hardware = replace(load_hardware(work / "profile.toml"),
-                               source=str(output / "profile.toml"))
-        else:
-            hardware = load_hardware(profile)
-        context = {"device": device, "hardware": hardware, "seed": int(seed),
-                   "progress": progress or (lambda line: None)}
-        if held_out is not None:
-            kind = "held-out"
-            results, skipped, description = _run_held_out(held_out, model, context)
-        else:
-            kind = "quick" if quick else "full"
-            results, skipped, description = _run_grid(QUICK if quick else FULL, work, context)
-        summary = _summary(kind, results, skipped, description, hardware, device, threads,
-                           int(seed))
-        summary["wall_s"] = time.perf_counter() - started
-        _write(work, results, summary)
-        replace_dir(work, output, _replaceable)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        with atomic_dir(output, _replaceable) as work:  # refuses a foreign output before work
+            if profile is None:
+                calibrate(work / "profile.toml", device, quick=quick)
+                # Recorded where it will be once the output is in place.
+                hardware = replace(load_hardware(work / "profile.toml"),
+                                   source=str(output / "profile.toml"))
+            else:
+                hardware = load_hardware(profile)
+            context = {"device": device, "hardware": hardware, "seed": int(seed),
+                       "progress": progress or (lambda line: None)}
+            if held_out is not None:
+                kind = "held-out"
+                results, skipped, description = _run_held_out(held_out, model, context)
+            else:
+                kind = "quick" if quick else "full"
+                results, skipped, description = _run_grid(QUICK if quick else FULL, work,
+                                                          context)
+            summary = _summary(kind, results, skipped, description, hardware, device, threads,
+                               int(seed))
+            summary["wall_s"] = time.perf_counter() - started
+            _write(work, results, summary)
     finally:
         torch.set_num_threads(previous_threads)
     return summary

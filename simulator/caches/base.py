@@ -90,22 +90,30 @@ def distinct_rows(trace: Trace, max_lookups: int = DEFAULT_CHUNK_LOOKUPS) -> int
     return sum(_count_distinct(c.ids, seen) for c in trace.chunks(max_lookups))
 
 
-def resolve_capacity(trace: Trace, capacity) -> int:
-    """Capacity in rows from an int, a digit string, or 'X%' of the trace's distinct rows."""
+def parse_capacity(capacity) -> tuple[int | None, float | None]:
+    """(rows, None) or (None, percent) from an int, a digit string or 'X%' (of the trace's
+    distinct rows): the syntax, checked without a trace."""
     text = str(capacity).strip()
     try:
         if text.endswith("%"):
             pct = float(text[:-1])
-            if not 0 < pct:
+            if not 0 < pct < float("inf"):
                 raise ValueError
-            rows = int(round(distinct_rows(trace) * pct / 100.0))
-            return max(rows, 1)
+            return None, pct
         rows = int(text)
     except ValueError:
         raise OptionError(f"capacity {capacity!r}: give a number of rows or a percentage of the "
                           "trace's distinct rows such as 20%") from None
     if rows <= 0:
         raise OptionError(f"capacity must be positive, got {rows}")
+    return rows, None
+
+
+def resolve_capacity(trace: Trace, capacity) -> int:
+    """Capacity in rows from an int, a digit string, or 'X%' of the trace's distinct rows."""
+    rows, pct = parse_capacity(capacity)
+    if pct is not None:
+        rows = max(int(round(distinct_rows(trace) * pct / 100.0)), 1)
     return rows
 
 

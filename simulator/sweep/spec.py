@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..caches import POLICIES
+from ..caches.base import parse_capacity
 from ..errors import OptionError
 from ..hardware import is_hardware_key, list_hardware, load_hardware, split_overrides
 from ..options import Option, declared
@@ -68,14 +69,11 @@ def _is_number(v) -> bool:
 
 
 def _capacity_ok(v) -> bool:
-    if _is_int(v):
-        return v > 0
-    if isinstance(v, str) and v.strip().endswith("%"):
-        try:
-            return float(v.strip()[:-1]) > 0
-        except ValueError:
-            return False
-    return False
+    try:
+        parse_capacity(v)
+    except OptionError:
+        return False
+    return True
 
 
 def _name_ok(choices):

@@ -49,7 +49,7 @@ from typing import Iterator, Sequence
 import numba
 import numpy as np
 
-from .._atomic import output_path
+from .._atomic import check_replaceable, output_path, replace_dir, temporary_dir
 from .._version import __version__
 from ..errors import OptionError, TraceFormatError
 
@@ -398,21 +398,6 @@ def _is_trace_dir(path: Path) -> bool:
     return (read_meta(path) or {}).get("format") == FORMAT_NAME
 
 
-def replace_dir(tmp: Path, dest: Path, replaceable) -> None:
-    """Move the finished directory tmp to dest. An existing dest is replaced only when
-    replaceable(dest) says it holds a previous output (or it is empty)."""
-    if dest.exists():
-        if not dest.is_dir() or not (replaceable(dest) or not any(dest.iterdir())):
-            raise OptionError(f"{dest} exists and is not a previous output of this command; "
-                              "choose another output path or remove it")
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        os.rename(dest, old)
-        os.rename(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, dest)
-
-
 class TraceWriter:
     """Writes a trace directory atomically: everything goes to a hidden temporary directory
     beside the destination, which is renamed into place by close(). On an exception inside
@@ -430,8 +415,7 @@ class TraceWriter:
         if not table_names:
             raise OptionError("a trace needs at least one table")
         self.path = output_path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise OptionError(f"{self.path} exists and is a file; choose another output path")
+        check_replaceable(self.path, _is_trace_dir)  # refused now, not after the writing
         self.table_names = [str(n) for n in table_names]
         self.batch_size = int(batch_size)
         self.provenance = dict(provenance)
@@ -439,10 +423,7 @@ class TraceWriter:
         self.index_dtype = np.dtype(index_dtype)
         self.num_tables = len(self.table_names)
         self.dense_features = int(dense_features)
-        self._tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
-        self._tmp.mkdir()
+        self._tmp = temporary_dir(self.path)
         self._indices = _NpyStream(self._tmp / "indices.npy", self.index_dtype)
         self._lengths = None  # opened only once bags of different sizes show up
         self._pooling = None

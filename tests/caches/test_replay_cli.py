@@ -92,3 +92,22 @@ def test_mrc_json_and_plot(capsys, trace, tmp_path):
 def test_mrc_table(capsys, trace):
     code, out, _ = run(capsys, "mrc", trace.path)
     assert code == 0 and "min capacity" in out and "miss ratio" in out
+
+
+def test_one_capacity_rule_for_replay_and_sweeps(trace):
+    """parse_capacity is the syntax both the API and a sweep spec check."""
+    from simulator.caches.base import parse_capacity, resolve_capacity
+    from simulator.sweep.spec import VALUE_CHECKS
+
+    assert parse_capacity(500) == parse_capacity(" 500 ") == (500, None)
+    assert parse_capacity("12.5%") == (None, 12.5)
+    # 12.5% of the trace's distinct rows, rounded; at least one row however small
+    distinct = sim.trace_stats(trace).unique_rows
+    assert resolve_capacity(trace, "12.5%") == round(distinct * 0.125)
+    assert resolve_capacity(trace, "1e-9%") == 1
+    sweep_accepts = VALUE_CHECKS["capacity"][0]
+    for bad in (0, -5, "0%", "inf%", "nan%", "lots", 1.5, True):
+        with pytest.raises(sim.OptionError, match="capacity"):
+            parse_capacity(bad)
+        assert not sweep_accepts(bad), bad
+    assert all(sweep_accepts(v) for v in (500, "500", "12.5%"))

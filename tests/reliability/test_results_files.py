@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from simulator._atomic import atomic_open, atomic_path
+from simulator._atomic import atomic_dir, atomic_open, atomic_path
 from simulator.errors import OptionError
 from simulator.sweep import run_sweep
 from simulator.sweep.store import (ResultsStore, journal_path, lock_path, parse_journal_line,
@@ -184,6 +184,29 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
     assert sorted(tmp_path.iterdir()) == [target]
 
 
+def test_a_directory_output_is_replaced_whole_or_not_at_all(tmp_path):
+    dest = tmp_path / "run"
+    with atomic_dir(dest, lambda d: (d / "summary.json").is_file()) as work:
+        (work / "summary.json").write_text("1")
+    assert (dest / "summary.json").read_text() == "1"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(dest, lambda d: (d / "summary.json").is_file()) as work:
+            (work / "summary.json").write_text("half")
+            raise KeyboardInterrupt
+    assert (dest / "summary.json").read_text() == "1"  # the previous output, untouched
+    with atomic_dir(dest, lambda d: (d / "summary.json").is_file()) as work:
+        (work / "summary.json").write_text("2")
+    assert (dest / "summary.json").read_text() == "2"
+    assert sorted(tmp_path.iterdir()) == [dest]  # no temporary or old copy left beside it
+    (dest / "summary.json").unlink()
+    (dest / "mine.txt").write_text("x")
+    with pytest.raises(OptionError, match="not a previous output of this command"):
+        with atomic_dir(dest, lambda d: (d / "summary.json").is_file()):
+            raise AssertionError("refused before the block runs")
+    assert sorted(p.name for p in dest.iterdir()) == ["mine.txt"]
+    assert sorted(tmp_path.iterdir()) == [dest]
+
+
 def test_every_writer_uses_the_one_helper():
     """No hand-written temporary-name-and-rename is left in the package."""
     import pathlib
@@ -195,7 +218,7 @@ def test_every_writer_uses_the_one_helper():
         if path.name == "_atomic.py":
             continue
         text = path.read_text()
-        if "os.replace(" in text or "mkstemp(" in text:
+        if any(call in text for call in ("os.replace(", "os.rename(", "mkstemp(")):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
 
