@@ -412,13 +412,14 @@ def _figure(results, summary, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from ..plots.style import mode_color  # the colours every figure gives the modes
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-    for mode, colour in zip(MODES, colours):
+    for mode in MODES:
         points = [(r["measured_s"] * 1e3, r["predicted_s"] * 1e3) for r in results
                   if r["mode"] == mode]
         if points:
-            ax.scatter(*zip(*points), label=mode, color=colour, s=18, alpha=0.8)
+            ax.scatter(*zip(*points), label=mode, color=mode_color(mode), s=18, alpha=0.8)
     values = [v for r in results for v in (r["measured_s"] * 1e3, r["predicted_s"] * 1e3)]
     if values:
         line = [min(values) / 1.5, max(values) * 1.5]

@@ -67,6 +67,8 @@ STATE_VALUE_BYTES = DTYPE_BYTES["fp32"]
 def state_values(optimizer: str, dim: int) -> int:
     """Values of optimizer state kept beside a row of `dim` values (OPTIMIZER_STATE)."""
     return {"sgd": 0, "adagrad": dim, "rowwise-adagrad": 1}[optimizer]
+
+
 # The backward pass of a layer computes the gradient of its input and of its weights, each as
 # much work as the forward pass: training costs about 3x the forward flops.
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3
@@ -337,6 +339,7 @@ class ModelConfig:
             raise OptionError(f"model {self.name} has {len(self.embedding_dim)} tables, got row "
                               f"counts for {len(rows)}")
         return list(rows)
+
 
 def _layer_flops(widths) -> int:
     """Forward flops per sample of dense layers widths[0] -> widths[1] -> ..."""
