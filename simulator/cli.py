@@ -12,6 +12,7 @@ import sys
 
 import simulator as sim
 from ._atomic import output_path
+from .backend.validation import ROUNDS
 from .caches import POLICIES
 from .caches.scratchpipe import LOOKAHEAD
 from .errors import OptionError, SimulatorError
@@ -22,6 +23,7 @@ from .trace.generators import BATCHES, BATCH_SIZE, DEFAULT_BAGS, MULTI_HOT, SEED
 from .workload.model import OPTIMIZER_STATE
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # a command that ran and found its check failed (validate's targets)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -295,13 +297,14 @@ def _cmd_calibrate(a) -> None:
     _emit(profile, a.json, sim.load_hardware(a.output).describe())
 
 
-def _cmd_validate(a) -> None:
+def _cmd_validate(a) -> int:
     from .backend.validation import format_summary
     progress = None if a.json else (lambda line: print(line, file=sys.stderr, flush=True))
     summary = sim.validate(output_path(a.output), device=a.device, profile=a.profile,
                            quick=a.quick, seed=a.seed, trace=a.trace, model=a.model,
-                           threads=a.threads, progress=progress)
+                           threads=a.threads, rounds=a.rounds, progress=progress)
     _emit(summary, a.json, format_summary(summary, a.output))
+    return 0 if summary["passed"] else EXIT_FAILED
 
 
 def _add_backend_commands(sub) -> None:
@@ -316,9 +319,11 @@ def _add_backend_commands(sub) -> None:
                    help="cache or scratchpad rows, or a percentage of the trace's distinct rows")
     add_flags(t, MODES.values())
     t.add_argument("--optimizer", choices=list(OPTIMIZER_STATE), default="sgd",
-                   help="the embeddings' optimizer: sgd, rowwise-adagrad (one accumulator per "
-                        "row) or adagrad (one per element); the MLPs take sgd or adagrad "
-                        "(default sgd)")
+                   help="the embeddings' optimizer, with the state kept beside each row: "
+                        + ", ".join(f"{name} ({state})" for name, state
+                                    in OPTIMIZER_STATE.items())
+                        + "; the MLPs take torch.optim's SGD, Adagrad (for either Adagrad) or "
+                          "Adam (default sgd)")
     t.add_argument("--model", metavar="NAME|FILE",
                    help="a model preset or TOML file (default: a small dot-interaction model)")
     _add_set_flag(t, hardware=False)
@@ -348,6 +353,9 @@ def _add_backend_commands(sub) -> None:
     v.add_argument("--threads", type=_positive_int, metavar="N",
                    help="torch threads, pinned for the whole run (default: 1 on cpu, torch's "
                         "own on cuda)")
+    v.add_argument("--rounds", type=_positive_int, default=ROUNDS, metavar="R",
+                   help=f"measure every configuration in R rounds, interleaved in a seeded "
+                        f"order, calibrating again in each (default {ROUNDS})")
     v.add_argument("--seed", type=SEED.parse, default=SEED.default)
     v.add_argument("-o", "--output", required=True, metavar="DIR")
 
@@ -431,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.func(args)
+        status = args.func(args)
     except SimulatorError as e:
         print(f"scratchsim: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -440,4 +448,4 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return status or 0

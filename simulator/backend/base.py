@@ -10,9 +10,17 @@ weights are bitwise equal to gpu-only's: the proof that no stale row was ever re
 
 An embedding row is stored with its optimizer state: width = largest dim + state columns
 (sgd: none; rowwise-adagrad: one accumulator, FBGEMM's exact row-wise Adagrad; adagrad: one
-accumulator per element, torch.optim.Adagrad's arithmetic), so a row and its state move
-together between host and device. Tables narrower than the widest keep zeros in their
-padding columns, which no gradient ever touches.
+accumulator per element, torch.optim.Adagrad's arithmetic; adam: two moments per element,
+torch.optim.Adam's arithmetic), so a row and its state move together between host and device.
+Tables narrower than the widest keep zeros in their padding columns, which no gradient ever
+touches.
+
+Adam's bias correction takes the iteration number, not a count per row: a row is updated only
+by the batches that look it up (lazily, as FBGEMM's ADAM for TBE, whose kernel reads one `iter`
+that the module counts up once per forward), so its moments have decayed once per batch that
+used it while 1 - beta^t counts every batch trained so far. A row that every batch looks up
+takes torch.optim.Adam's steps bit for bit; one that some batches skip does not (its step t
+is larger than the gradients its moments have seen), as in FBGEMM and torch.optim.SparseAdam.
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from ..errors import OptionError
 from ..workload.model import OPTIMIZER_STATE, state_values
 
 # The embedding rows' optimizers are the model's (OPTIMIZER_STATE); the MLPs take
-# torch.optim.SGD, or torch.optim.Adagrad with either Adagrad.
+# torch.optim.SGD, torch.optim.Adagrad with either Adagrad, or torch.optim.Adam.
 DEVICES = ("cpu", "cuda")
 ADAGRAD_EPS = 1e-8
+# torch.optim.Adam's defaults (FBGEMM's ADAM takes the same), for the rows and the MLPs alike;
+# no weight decay, no amsgrad.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 # A row's recency key: (batch << POSITION_BITS) | position of its first occurrence in the
 # batch, the order in which both LRU and the scratchpad's FIFO age rows of one batch.
 POSITION_BITS = 32
@@ -200,11 +212,14 @@ class DenseModel(nn.Module):
         return self.top(z).squeeze(1)
 
 
-def update_rows(rows, grad, row_dims, optimizer: str, lr: float, dim: int):
+def update_rows(rows, grad, row_dims, optimizer: str, lr: float, dim: int, step: int = 1):
     """The optimizer step for a batch's rows: rows [unique, width] holding the embedding in
     columns :dim (zero padded) and the optimizer state after it: rowwise-adagrad's
     accumulator (the mean squared gradient of the row summed) in column dim, adagrad's
-    per-element squared-gradient sums in columns dim:2*dim (torch.optim.Adagrad's steps)."""
+    per-element squared-gradient sums in columns dim:2*dim (torch.optim.Adagrad's steps),
+    adam's first moment (exp_avg) in columns dim:2*dim and second (exp_avg_sq) in 2*dim:3*dim.
+    step: the iteration number, from 1, which adam's bias correction takes for every row (see
+    the module docstring)."""
     new = rows.clone()
     if optimizer == "sgd":
         new[:, :dim] = rows[:, :dim] - lr * grad
@@ -212,11 +227,19 @@ def update_rows(rows, grad, row_dims, optimizer: str, lr: float, dim: int):
         state = rows[:, dim] + (grad * grad).sum(dim=1) / row_dims
         new[:, dim] = state
         new[:, :dim] = rows[:, :dim] - lr * grad / (state.sqrt() + ADAGRAD_EPS).unsqueeze(1)
-    else:  # torch.optim.Adagrad's own ops: its steps bit for bit (with eps ADAGRAD_EPS)
+    elif optimizer == "adagrad":  # torch.optim.Adagrad's own ops: its steps bit for bit
         state = torch.addcmul(rows[:, dim:], grad, grad)
         new[:, dim:] = state
         new[:, :dim] = torch.addcdiv(rows[:, :dim], grad, state.sqrt().add_(ADAGRAD_EPS),
                                      value=-lr)
+    else:  # adam: torch.optim.Adam's own ops (single tensor), in place on the clone's columns
+        beta1, beta2 = ADAM_BETAS
+        exp_avg, exp_avg_sq = new[:, dim:2 * dim], new[:, 2 * dim:]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = lr / (1 - beta1 ** step)
+        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** step) ** 0.5).add_(ADAM_EPS)
+        new[:, :dim].addcdiv_(exp_avg, denom, value=-step_size)
     return new
 
 
@@ -324,8 +347,14 @@ class Trainer(ABC):
         self.losses = np.zeros(len(batches))
         torch.manual_seed(config.seed)
         self.dense_model = DenseModel(model, dims, dense_features).to(self.device)
-        opt = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adagrad
-        self.dense_optimizer = opt(self.dense_model.parameters(), lr=config.lr)
+        params, lr = self.dense_model.parameters(), config.lr
+        if config.optimizer == "sgd":
+            self.dense_optimizer = torch.optim.SGD(params, lr=lr)
+        elif config.optimizer == "adam":
+            self.dense_optimizer = torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS,
+                                                    eps=ADAM_EPS)
+        else:  # either Adagrad: the MLPs' parameters are dense, per element
+            self.dense_optimizer = torch.optim.Adagrad(params, lr=lr)
         self.initial_table = initial_table(trace, dims, self.width, config.seed)
 
     @abstractmethod
@@ -354,7 +383,7 @@ class Trainer(ABC):
         self.dense_optimizer.step()
         self.losses[i] = loss.item()
         return update_rows(rows, emb.grad, batch.row_dims.to(where), self.config.optimizer,
-                           self.config.lr, self.dim)
+                           self.config.lr, self.dim, step=i + 1)
 
     def train_rows(self, store, index, batch: Batch, i: int) -> None:
         """Gather the batch's rows from `store` at `index`, train on them and scatter them
@@ -383,7 +412,8 @@ class Trainer(ABC):
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every weight under a stable name: table.<i> (and table.<i>.state: [rows] for
-        rowwise-adagrad, [rows, dim_i] for adagrad), bottom.<layer>.weight/bias,
+        rowwise-adagrad, [rows, dim_i] for adagrad, [rows, 2, dim_i] for adam: exp_avg then
+        exp_avg_sq, torch.optim.Adam's names), bottom.<layer>.weight/bias,
         top.<layer>.weight/bias (layer: index in the MLP) and for dcn
         cross.W_kernels/V_kernels/bias.<layer>."""
         table = self.host_table().cpu().numpy()
@@ -395,6 +425,9 @@ class Trainer(ABC):
                 out[f"table.{t}.state"] = block[:, self.dim].copy()
             elif self.config.optimizer == "adagrad":
                 out[f"table.{t}.state"] = block[:, self.dim:self.dim + int(self.dims[t])].copy()
+            elif self.config.optimizer == "adam":
+                moments = block[:, self.dim:].reshape(len(block), 2, self.dim)
+                out[f"table.{t}.state"] = moments[:, :, :int(self.dims[t])].copy()
         for name, p in self.dense_model.state_dict().items():
             out[name] = p.detach().cpu().numpy().copy()
         return out

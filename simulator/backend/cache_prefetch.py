@@ -11,8 +11,8 @@ class CachePrefetch(ScratchPipe):
     name = "cache-prefetch"
 
     def __init__(self, config, *args, **kwargs):
-        super().__init__(replace(config, options={"lookahead": 1, "victim": "lru"}), *args,
-                         **kwargs)
+        options = {"lookahead": 1, "victim": "lru", "planner": config.options["planner"]}
+        super().__init__(replace(config, options=options), *args, **kwargs)
 
     def describe(self):
         return {k: v for k, v in super().describe().items() if k not in ("lookahead", "victim")}

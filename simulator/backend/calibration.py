@@ -4,9 +4,10 @@ a TOML profile in the layout of hardware/presets/*.toml, which load_hardware rea
 Micro-benchmarks only, each of exactly what the timing model uses (calibration never runs the
 validation grid); the function measuring each number says how: _link (the host link's
 copies), _host_rows (host row gathers), _copy_bandwidth and _stream_gb_per_s (memory),
-_row_efficiency (device gathers and scatters), _gemm_grid, _batched_gemm_ns (the dot
-interaction's bmm), _segment_ns_per_key (the embedding backward's bookkeeping), _planner and
-dispatch_us (the framework's cost per op).
+_row_efficiency (device gathers and scatters), _graph_kernel_us (a CUDA graph's kernels),
+_gemm_grid, _batched_gemm_grid (the dot interaction's bmm, by product shape),
+_segment_ns_per_key (the embedding backward's bookkeeping), _planner and dispatch_us (the
+framework's cost per op).
 On CUDA the link is the host link and the "gpu" section the device; on the CPU the "device"
 is the host itself (kind = "cpu"), and its profile predicts the backend's CPU runs, as
 `scratchsim validate --device cpu` checks.
@@ -44,6 +45,8 @@ GEMM_N = (1, 16, 128, 1024)
 QUICK_GEMM = (GEMM_M[:-1], GEMM_K, GEMM_N)  # the same grid without the largest products
 DISPATCH_BATCHES = 60
 SEGMENT_KEYS = (64, 1024, 16384, 262144)
+# The sides of the batched products timed (the dot interaction's: tables + 1 by the dim).
+BATCHED_SIDES = (2, 8, 32, 128)
 
 
 def _private_cache_bytes() -> int:
@@ -188,6 +191,27 @@ def _bare(clock, device, repeats):
     return clock.seconds(lambda: x.add(x), repeats, 200)
 
 
+def _graph_kernel_us(clock, device, bare, repeats, kernels: int = 200) -> float:
+    """Microseconds of each kernel of a CUDA graph's replay with no work: `kernels` adds of
+    one value captured in one graph, its replay timed, per kernel. At most the eager op's
+    `bare` time (a graph never launches a kernel more slowly; the clamp keeps noise from
+    saying otherwise). On the CPU there are no graphs: 0."""
+    if not clock.cuda:
+        return 0.0
+    x = torch.zeros(1, device=device)
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):  # warm up on a side stream before capturing, as torch asks
+        for _ in range(3):
+            x.add_(1)
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(kernels):
+            x.add_(1)
+    return min(clock.seconds(graph.replay, repeats, 20) / kernels, bare) * 1e6
+
+
 def _stream_gb_per_s(clock, device, repeats):
     """Elementwise add (two reads, one write) at several sizes: time = t0 + bytes / rate."""
     times = []
@@ -240,13 +264,17 @@ def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT
     return out
 
 
-def _batched_gemm_ns(clock, device, bare, repeats, products=4096):
-    """Device time of each product of a bmm of tiny (4 x 4) matrices, the second transposed as
-    the dot interaction's is, past its flops."""
-    a = torch.randn(products, 4, 4, device=device)
-    b = a.transpose(1, 2)
-    seconds = clock.seconds_amortized(lambda: torch.bmm(a, b), repeats) - bare
-    return max(seconds, 0.0) / products * 1e9
+def _batched_gemm_grid(clock, device, bare, repeats):
+    """{"MxKxN": ns}: the device time of each product of a bmm of BATCHED_SIDES-sized products,
+    cold, less the bare op's; enough products for a few million flops (at least 64)."""
+    out = {}
+    for m, k, n in itertools.product(BATCHED_SIDES, repeat=3):
+        products = int(np.clip((1 << 22) // (m * k * n), 64, 4096))
+        a = torch.randn(products, m, k, device=device)
+        b = torch.randn(products, k, n, device=device)
+        seconds = clock.seconds_amortized(lambda: torch.bmm(a, b), repeats) - bare
+        out[f"{m}x{k}x{n}"] = max(seconds, 1e-12) / products * 1e9
+    return out
 
 
 def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
@@ -321,14 +349,13 @@ def dispatch_us(device: str, repeats: int = 5) -> float:
     return seconds / per_iteration * 1e6
 
 
-def calibrate(device: str = "cpu", quick: bool = False) -> dict:
+def calibrate(device: str = "cpu", quick: bool = False, repeats: int = 5) -> dict:
     """Measure this machine; returns the profile in the TOML layout (HardwareProfile.from_dict
-    reads it)."""
+    reads it). repeats: timed repeats of every micro-benchmark, each figure their median."""
     check_device(device)
     dev = torch.device(device)
     clock = _Clock(dev)
     big = 128 << 20  # bytes: past the private caches, as a training step's data is
-    repeats = 5
     h2d, d2h, pageable, latency, duplex = _link(clock, dev, repeats)
     row_latency, thread_bw, dram = _host_rows(big, repeats)
     dram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -357,12 +384,13 @@ def calibrate(device: str = "cpu", quick: bool = False) -> dict:
                  "latency_us": latency, "full_duplex": duplex},
         "cpu": {"dram_gb_per_s": dram, "row_latency_ns": row_latency,
                 "threads": torch.get_num_threads(), "thread_gb_per_s": thread_bw,
-                "dram_capacity_gib": dram_gib, "dispatch_us": dispatch_us(device),
+                "dram_capacity_gib": dram_gib, "dispatch_us": dispatch_us(device, repeats),
                 "plan_us": plan_us, "plan_row_ns": plan_row_ns},
         # On the CPU a kernel's fixed cost is part of its dispatch: launch_us is 0.
         "gpu": {"hbm_gb_per_s": memory, "stream_efficiency": min(1.0, stream / memory),
                 "launch_us": bare * 1e6 if clock.cuda else 0.0,
-                "batched_gemm_ns": _batched_gemm_ns(clock, dev, bare, repeats),
+                "graph_kernel_us": _graph_kernel_us(clock, dev, bare, repeats),
+                "batched_gemm_ns": _batched_gemm_grid(clock, dev, bare, repeats),
                 "hbm_capacity_gib": hbm_gib, "gather_efficiency": gather,
                 "scatter_efficiency": scatter, "segment_ns_per_key": {"1": 1.0},
                 "matrix_tflops": tflops, "gemm_efficiency": gemm},

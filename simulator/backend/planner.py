@@ -1,7 +1,9 @@
 """The planner of the backend's device row stores (cache, cache-prefetch, scratchpipe): the
 directory of the slots and the incremental pools that choose victims. Planning a batch costs,
 amortized, O(1) per row of the batch for lru and O(log capacity) for future (a heap push per
-released row), never a scan of every slot.
+released row), never a scan of every slot. The kernels are compiled nogil: they release the
+GIL, so that a planner thread of its own (scratchpipe's planner="thread") plans while the main
+thread issues training.
 
 The directory, host numpy arrays: slot_of_row (where each row is or is planned to be,
 NOT_RESIDENT for none) and, per slot, the recency key of the row planned into it,
@@ -42,8 +44,8 @@ a wrap is torch.from_numpy, dispatched as aten.lift_fresh; on kind cpu `.to(devi
 the tensor itself and dispatches nothing, on CUDA each `.to` between host and device is one
 aten._to_copy, counted below as "cuda +n"). `cache` runs every stage in program order;
 `scratchpipe` and `cache-prefetch` run the same stages, in program order or, with overlap,
-with evict (the copy out) on the main thread and writeback, collect, transfer and insert on
-the host worker thread.
+with plan and evict (the copy out) on the planner thread (planner="thread") or the main thread
+(planner="main") and writeback, collect, transfer and insert on the host worker thread.
 - plan: 1 op, the wrap of the batch's slots (which training indexes with). The lookup,
   victim choice, assignment, touch and next-use bookkeeping are numba kernels and numpy.
 - evict, only when E > 0: 2 ops, the wrap of the victims' slots and their gather from the
@@ -219,7 +221,7 @@ def _faulted_in(n: int) -> np.ndarray:
 
 
 # -- kernels ------------------------------------------------------------------------------------
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _look_up(rows, key, oldest, slot_of_row, recency, slots, used_again):
     """Each row's slot into `slots` (NOT_RESIDENT: a miss); the hits take their recency key
     (key + position), and the in-flight batch (from `oldest` on) that used a hit before
@@ -243,7 +245,7 @@ def _look_up(rows, key, oldest, slot_of_row, recency, slots, used_again):
     return misses
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _assign(rows, slots, key, victims, evicted, occupancy, slot_of_row, recency, missing,
             missing_slots):
     """The victims' rows leave; the missing rows (NOT_RESIDENT in `slots`) take the victims'
@@ -269,7 +271,7 @@ def _assign(rows, slots, key, victims, evicted, occupancy, slot_of_row, recency,
     return occupancy
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _push_released(key, slots, rows, used_again, keys, queue_slots, queue_rows, tail):
     """Queue the rows of a released batch that it used last. Every entry is written and
     only those are kept (room for all is reserved): no branch to mispredict."""
@@ -281,7 +283,7 @@ def _push_released(key, slots, rows, used_again, keys, queue_slots, queue_rows, 
     return tail
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _compact_queue(recency, keys, queue_slots, queue_rows, head, tail):
     """Move the live entries of [head, tail) to the front, in order; returns their count."""
     live = 0
@@ -293,7 +295,7 @@ def _compact_queue(recency, keys, queue_slots, queue_rows, head, tail):
     return live
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pop_queue(count, recency, keys, queue_slots, queue_rows, head, tail, victims, rows):
     """Up to `count` live entries from the head into victims and rows; returns (how many,
     the new head)."""
@@ -308,7 +310,7 @@ def _pop_queue(count, recency, keys, queue_slots, queue_rows, head, tail, victim
     return found, head
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _heap_push(order, keys, slots, size, item, key, slot):
     """Push onto a max-heap of `size` entries ordered by `order`; returns the new size."""
     i = size
@@ -322,7 +324,7 @@ def _heap_push(order, keys, slots, size, item, key, slot):
     return size + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sift_down(order, keys, slots, size, i):
     item, key, slot = order[i], keys[i], slots[i]
     while True:
@@ -340,7 +342,7 @@ def _sift_down(order, keys, slots, size, i):
     order[i], keys[i], slots[i] = item, key, slot
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _push_released_future(key, slots, rows, next_use, used_again, never, total_rows,
                           stack_slots, stack_rows, top, order, keys, heap_slots, size):
     """Stack (never used again) or heap the rows of a released batch that it used last."""
@@ -357,7 +359,7 @@ def _push_released_future(key, slots, rows, next_use, used_again, never, total_r
     return top, size
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _compact_heap(recency, order, keys, slots, size):
     """Keep the live entries and rebuild the heap over them; returns their count."""
     live = 0
@@ -369,7 +371,7 @@ def _compact_heap(recency, order, keys, slots, size):
     return live
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pop_future(count, recency, total_rows, stack_slots, stack_rows, top, order, keys, slots,
                 size, victims, rows):
     """Up to `count` victims: the stack's top first, then the heap's live maxima. Returns

@@ -17,6 +17,20 @@ last used by batch j-W-1 at the latest, which trained at iteration j-W-1, before
 of j at iteration j-W, and each write-back finishes before any later gather. Overlapped (the
 CUDA default, and available on the CPU so that the tests exercise it), Overlap below keeps
 them with events and a single in-order host worker.
+
+Where the plans run is the mode's option planner (pipeline/scratchpipe.py's PLANNER). With
+overlap and planner="thread" (ScratchPipe's arrangement, the CUDA default), a planner thread of
+its own plans batch j and queues its victims' copy out and its worker job while the main thread
+issues the training of batch j-W: the main thread hands it batch j once it has issued training
+j-W-1, with that step's event, and waits only for the plan of the batch it trains next (its
+slots). The planner's numba kernels release the GIL (nogil), so the two threads plan and issue
+at once. Otherwise (planner="main", or without overlap) the main thread plans between the
+training steps. Either way the plans run in batch order and decide the same, so the weights and
+the rows fetched and evicted are the same; the CPU tests check both with overlap. What only a
+GPU run can show is the timing: on the CPU training runs synchronously on cores the planner
+shares, and each victims' copy trivially follows its last use, while on CUDA the main thread
+only queues kernels, the planner's work then hides behind them, and each copy out is ordered
+after the last use by its event alone.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -50,8 +64,8 @@ class Overlap:
 
     Hazard 1 (write-back after the last use): the victims of batch j, planned at iteration
     j-W, were last used by batch j-W-1 at the latest; their copy off the device waits for the
-    event recorded after the latest training step enqueued, which is that one's (on the CPU
-    training is synchronous, so the copy follows it). Hazard 2 (a row fetched again gets its
+    event recorded after that step, which the main thread hands over with batch j once it has
+    enqueued the step (on the CPU training is synchronous, so the copy follows it). Hazard 2 (a row fetched again gets its
     updated value): the worker runs the plans' jobs in order and each waits for its victims'
     copy before writing them back, so every write-back lands in the host table before a later
     gather reads it. Training batch i waits for its job and, on CUDA, for its inserts."""
@@ -64,20 +78,22 @@ class Overlap:
         self.jobs = {}
         self.last_trained = None  # CUDA: the event after the latest training step
 
-    def submit(self, j: int, i: int, plan) -> None:
+    def submit(self, j: int, i: int, plan, trained) -> None:
         """Start batch j's transfers (planned during iteration i); the directory already
-        says where its rows go."""
-        values, copied = self._copy_out(plan.victims, i) if len(plan.victims) else (None, None)
+        says where its rows go. trained: the event after training j-W-1 (CUDA; None before
+        any), the last step that can have used a victim."""
+        values, copied = (self._copy_out(plan.victims, i, trained) if len(plan.victims)
+                          else (None, None))
         self.jobs[j] = self.worker.submit(self._write_back_and_fetch, i, plan, values, copied)
 
-    def _copy_out(self, victims, i: int):
+    def _copy_out(self, victims, i: int, trained):
         if not self.cuda:
             return self.store.copy_out(victims, i), None
         data = self.store.data
         with self.store.timer.stage("evict", i, host=True), \
                 torch.cuda.stream(self.copy_stream):
-            if self.last_trained is not None:
-                self.copy_stream.wait_event(self.last_trained)
+            if trained is not None:
+                self.copy_stream.wait_event(trained)
             values = torch.empty((len(victims), data.shape[1]), pin_memory=True)
             slots = torch.from_numpy(victims).to(data.device, non_blocking=True)
             values.copy_(torch.index_select(data, 0, slots), non_blocking=True)
@@ -131,17 +147,33 @@ class ScratchPipe(Trainer):
         self.planned = 0
         self.slots = {}  # the slots of the batches planned and not yet trained
         self.overlap = Overlap(self.store, self.device) if self.config.overlap else None
+        # planner="thread" (with overlap): the plans' futures, by batch, from a thread of
+        # their own; a failed plan stops the ones queued after it.
+        self.plan_thread = (ThreadPoolExecutor(max_workers=1,
+                                               thread_name_prefix="scratchpipe-planner")
+                            if self.overlap and self.config.options["planner"] == "thread"
+                            else None)
+        self.plans = {}
+        self.plan_failed = False
 
     def describe(self):
         return {**super().describe(), "capacity": self.store.capacity,
                 "lookahead": self.lookahead, "victim": self.victim,
-                "overlap": bool(self.overlap)}
+                "overlap": bool(self.overlap),
+                "planner": "thread" if self.plan_thread else "main"}
 
     def iteration(self, i):
         last = min(i + self.lookahead, len(self.batches) - 1)
+        trained = self.overlap.last_trained if self.overlap else None  # training i-1's event
         while self.planned <= last:
-            self.plan(self.planned, i)
+            if self.plan_thread:
+                self.plans[self.planned] = self.plan_thread.submit(
+                    self._plan_on_thread, self.planned, i, trained)
+            else:
+                self.plan(self.planned, i, trained)
             self.planned += 1
+        if self.plan_thread:
+            self.plans.pop(i).result()  # its slots (a planner's error surfaces here)
         if self.overlap:
             self.overlap.ready(i)
         with self.timer.stage("train", i):
@@ -150,18 +182,27 @@ class ScratchPipe(Trainer):
         if self.overlap:
             self.overlap.trained()
 
-    def plan(self, j: int, i: int) -> None:
+    def _plan_on_thread(self, j: int, i: int, trained) -> None:
+        if self.plan_failed:
+            raise RuntimeError(f"batch {j} not planned: an earlier plan failed")
+        try:
+            self.plan(j, i, trained)
+        except BaseException:
+            self.plan_failed = True
+            raise
+
+    def plan(self, j: int, i: int, trained=None) -> None:
         """Plan batch j during iteration i: choose its slots and victims, then evict and
-        fetch (or hand both to the host worker)."""
+        fetch (or hand both to the host worker; trained: the event after training j-W-1)."""
         batch = self.batches[j]
-        with self.timer.stage("plan", i):
+        with self.timer.stage("plan", i, host=True):
             try:
                 plan = self.planner.plan(j, batch.rows,
                                          None if self.next_use is None else self.next_use[j])
             except TooFewVictims:
                 self._infeasible(j)
         if self.overlap:
-            self.overlap.submit(j, i, plan)
+            self.overlap.submit(j, i, plan, trained)
         else:
             self.store.place(plan.missing, plan.victims, i)
         self.slots[j] = plan.slots_tensor
@@ -178,5 +219,7 @@ class ScratchPipe(Trainer):
         return self.store.flush()
 
     def close(self):
+        if self.plan_thread:  # first: it hands jobs to the worker
+            self.plan_thread.shutdown(wait=True, cancel_futures=True)
         if self.overlap:
             self.overlap.close()

@@ -30,9 +30,17 @@ each preset cites its source beside it):
     [gpu]                          # the training device (on kind = "cpu": the host's cores)
     hbm_gb_per_s                   # peak memory bandwidth
     stream_efficiency              # fraction of it that elementwise ops (read, write) reach
-    launch_us                      # device time of one kernel with no work
-    batched_gemm_ns                # device time of each product of a batched GEMM (bmm)
-                                   # besides its flops
+    launch_us                      # device time of one kernel with no work, launched eagerly
+                                   # (back to back on a stream)
+    graph_kernel_us                # the same for each kernel of a CUDA graph's replay (at
+                                   # most launch_us; 0 on kind = "cpu", which has no graphs)
+    batched_gemm_ns                # a batched GEMM's (bmm) time per product: a number, the
+                                   # time besides its flops (priced at the stacked shape's
+                                   # efficiency); or a table "MxKxN" = ns by the product's
+                                   # shape, the whole time of each product (a grid,
+                                   # log-interpolated), as calibration measures it: small
+                                   # products of one shape and another differ by far more
+                                   # than their flops
     hbm_capacity_gib
     [gpu.gather_efficiency]        # fraction of hbm_gb_per_s that random row gathers reach,
     16, 64, 256, 512 (bytes a row) # by row size (log-interpolated between, clamped outside)
@@ -107,8 +115,9 @@ class HardwareProfile:
     gpu_hbm_gb_per_s: float = field(metadata=_spec(float))
     gpu_stream_efficiency: float = field(metadata=_spec(float, "fraction"))
     gpu_launch_us: float = field(metadata=_spec(float, "non-negative"))
+    gpu_graph_kernel_us: float = field(metadata=_spec(float, "non-negative"))
     gpu_hbm_capacity_gib: float = field(metadata=_spec(float))
-    gpu_batched_gemm_ns: float = field(metadata=_spec(float, "non-negative"))
+    gpu_batched_gemm_ns: object = field(metadata=_spec(float, "ns or ns by shape"))
     gpu_gather_efficiency: dict = field(metadata=_spec(dict, "by row bytes"))
     gpu_scatter_efficiency: dict = field(metadata=_spec(dict, "by row bytes"))
     gpu_segment_ns_per_key: dict = field(metadata=_spec(dict, "by keys"))
@@ -158,6 +167,11 @@ class HardwareProfile:
             raise OptionError(f"{source}: [gpu.gemm_efficiency] has no grid for "
                               f"{', '.join(sorted(peaks - grids))}; give one per precision of "
                               "[gpu.matrix_tflops]")
+        if values["gpu_graph_kernel_us"] > values["gpu_launch_us"]:
+            raise OptionError(f"{source}: [gpu] graph_kernel_us "
+                              f"({values['gpu_graph_kernel_us']:g}) exceeds launch_us "
+                              f"({values['gpu_launch_us']:g}); a graph's kernel costs at most "
+                              "an eager one's: lower it to launch_us at most")
         return cls(**values)
 
     # -- the cost functions (seconds) ----------------------------------------------------------
@@ -258,6 +272,24 @@ class HardwareProfile:
         flops = np.asarray(flops, dtype=np.float64)
         return _free_when_idle(flops, flops / rate)
 
+    @property
+    def batched_gemm_by_shape(self) -> bool:
+        """Whether batched_gemm_ns is a table by product shape (else one number)."""
+        return isinstance(self.gpu_batched_gemm_ns, dict)
+
+    def batched_gemm_time(self, products, m, k, n):
+        """Device time of a batched GEMM of `products` products of (m x k) by (k x n) each,
+        besides its launch, from a batched_gemm_ns table: products x its ns at (m, k, n),
+        interpolated in log-log, clamped to its grid. (With one number, the op prices the
+        flops itself: see pipeline/ops.py.)"""
+        if not self.batched_gemm_by_shape:
+            raise ValueError(f"{self.name}: batched_gemm_ns is one number, not a table")
+        products = np.asarray(products, dtype=np.float64)
+        axes, table = _grid(self.gpu_batched_gemm_ns)
+        point = [np.log2(np.maximum(np.asarray(x, float), 1)) for x in (m, k, n)]
+        ns = np.exp(_interp3(axes, np.log(table), point))
+        return _free_when_idle(products, products * ns * 1e-9)
+
     def plan_time(self, rows):
         """The host planner's time for a batch whose distinct rows plus misses are `rows`."""
         rows = np.asarray(rows, dtype=np.float64)
@@ -326,7 +358,7 @@ class HardwareProfile:
             f"dispatch an op; planning {self.cpu_plan_us:g} us + {self.cpu_plan_row_ns:g} ns a row",
             f"  gpu   {device}: memory {self.gpu_hbm_gb_per_s:g} GB/s ({self.gpu_stream_efficiency:.0%} "
             f"elementwise; gathers {gathers}), {self.gpu_hbm_capacity_gib:g} GiB; "
-            f"{self.gpu_launch_us:g} us a kernel",
+            f"{self.gpu_launch_us:g} us a kernel ({self.gpu_graph_kernel_us:g} in a CUDA graph)",
             f"        matrix TFLOP/s {tflops}; GEMM efficiency by shape {gemms}",
             f"  from  {self.source}",
         ]
@@ -359,6 +391,10 @@ def _checked(value, f, where: str):
             else:
                 out[precision] = _checked_grid(entry, f"{where}.{precision}")
         return out
+    if check == "ns or ns by shape":
+        if isinstance(value, dict):
+            return _checked_grid(value, where, "positive", "ns a product")
+        return _checked_number(value, float, "non-negative", where)
     if check in ("by row bytes", "by keys"):
         what, example, value_check = (
             ("efficiencies by row bytes", " ".join(f"{b} = 0.5" for b in GATHER_ROW_BYTES),
@@ -375,10 +411,12 @@ def _checked(value, f, where: str):
     return _checked_number(value, kind, check, where)
 
 
-def _checked_grid(table, where: str) -> dict:
-    """A GEMM efficiency grid: "MxKxN" = fraction, for every M with every K and N."""
+def _checked_grid(table, where: str, value_check: str = "fraction",
+                  what: str = "efficiency") -> dict:
+    """A grid by GEMM shape: "MxKxN" = a fraction (an efficiency; or, with value_check, another
+    number), for every M with every K and N."""
     if not isinstance(table, dict) or not table:
-        raise OptionError(f"{where} must be a table of \"MxKxN\" = efficiency")
+        raise OptionError(f"{where} must be a table of \"MxKxN\" = {what}")
     out = {}
     for shape, eff in table.items():
         parts = str(shape).split("x")
@@ -388,7 +426,7 @@ def _checked_grid(table, where: str) -> dict:
         canonical = "x".join(str(int(p)) for p in parts)
         if canonical in out:
             raise OptionError(f"{where}: the shape {shape!r} is given twice")
-        out[canonical] = _checked_number(eff, float, "fraction", f"{where} {shape}")
+        out[canonical] = _checked_number(eff, float, value_check, f"{where} {shape}")
     axes, _ = _grid(out)
     if len(out) != np.prod([len(a) for a in axes]):
         raise OptionError(f"{where}: the shapes must form a grid (every M with every K and N); "

@@ -46,6 +46,10 @@ class SimulationResult:
     settings: dict  # the mode's options
     replay: dict = field(default_factory=dict)
     op_counts: dict = field(default_factory=dict)  # stage -> framework ops per batch
+    # stage -> resource -> seconds per batch of the stage's work that resource does, for the
+    # stages whose span holds the work of several (the GPU stages on kind cuda); any other
+    # stage's span is its resource's work.
+    shares: dict = field(default_factory=dict)
 
     @property
     def iteration_end(self) -> np.ndarray:
@@ -76,13 +80,21 @@ class SimulationResult:
         return float(self.work.samples[self.warmup:].sum()) / (t1 - t0) if t1 > t0 else float("inf")
 
     def busy(self) -> dict[str, float]:
-        """Fraction of the steady-state window each resource is busy."""
+        """Fraction of the steady-state window each resource works. A stage's span is its
+        resource's work, but for a stage with shares: a GPU stage's span also holds its
+        copies and the host's part of its ops (its dispatch; hybrid's pooling and row
+        updates), which the GPU waits out; each resource counts its share of such a span,
+        pro rata (the host's share is the stage's issue step, on its host thread)."""
         t0, t1 = self._window()
-        out = {}
-        for r in engine.RESOURCES:
-            s, e = self.schedule.intervals(r)
+        out = dict.fromkeys(engine.RESOURCES, 0.0)
+        if t1 <= t0:
+            return out
+        for stage, resource in self.schedule.stages.items():
+            s, e = self.schedule.start[stage], self.schedule.end[stage]
             span = np.clip(e, t0, t1) - np.clip(s, t0, t1)
-            out[r] = float(span.sum() / (t1 - t0)) if t1 > t0 else 0.0
+            for r, seconds in self.shares.get(stage, {resource: e - s}).items():
+                worked = np.divide(seconds, e - s, out=np.zeros(len(span)), where=e > s)
+                out[r] += float(np.sum(span * worked) / (t1 - t0))
         return out
 
     @property
@@ -151,6 +163,17 @@ class SimulationResult:
             w = csv.writer(f)
             w.writerow(("batch", "stage", "resource", "start_s", "end_s"))
             w.writerows(self.timeline())
+
+
+def _gpu_stage_shares(stage_ops, prices: ops.Costs, n: int, full_duplex: bool) -> dict:
+    """What each resource works of a GPU stage (kind cuda), in seconds per batch: the GPU
+    its kernels' device time, each direction of the link its copies."""
+    shares = {"gpu": sum((prices.device(op) for op in stage_ops), np.zeros(n))}
+    for op in stage_ops:
+        if op.kind == "copy":
+            link = op.direction if full_duplex else "h2d"
+            shares[link] = shares.get(link, np.zeros(n)) + prices.link(op)
+    return shares
 
 
 def _half_duplex(programs: dict, stage_order) -> dict:
@@ -224,6 +247,7 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         # overlaps, so nothing waits for anything but its turn.
         stages = {s: ("cpu", d) for s, d in seconds.items()}
         schedule = engine.run(stages, {"cpu": m.serial_program(stages, n)}, lambda s, b: ())
+        shares = {}
     else:
         programs = m.programs(n)
         if not hw.link_full_duplex:
@@ -237,6 +261,8 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
         stages = {s: (where[s], d) for s, d in seconds.items()}
         schedule = engine.run(stages, programs, lambda s, b: tuple(m.depends(s, b)) + (
             (engine.started(issue(s), b),) if s in gpu else ()))
+        shares = {s: _gpu_stage_shares(stage_ops[s], costs.prices, n, hw.link_full_duplex)
+                  for s in gpu}
     h2d_bytes, d2h_bytes = (int(np.sum(x)) for x in m.traffic(costs))
     config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
               "capacity": cap, **m.settings(), "batches": n, "batch_size": trace.batch_size,
@@ -249,7 +275,7 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
     op_counts = {s: ops.count(o, n) for s, o in stage_ops.items()}
     return SimulationResult(mode, config, schedule, work, h2d_bytes, d2h_bytes, m.hit_rate(rep),
                             m.warmup(n) if warmup is None else min(max(0, warmup), n - 1),
-                            m.settings(), replay_summary, op_counts)
+                            m.settings(), replay_summary, op_counts, shares)
 
 
 __all__ = ["MODES", "SimulationResult", "default_warmup", "get_mode", "make_mode",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import OptionError
 from ..hardware import HardwareProfile
 from ..workload import ModelConfig
 from ..workload.model import state_values
@@ -42,8 +43,8 @@ class StageCosts:
         tables = range(num_tables)
         row_bytes = [model.row_bytes(t) for t in tables]
         # The backend stores every row padded to the widest table, its optimizer state beside
-        # (none, one column, or adagrad's one per column of the widest table): a moved row
-        # weighs the widest table's row and state.
+        # (none, one column, adagrad's one or adam's two per column of the widest table): a
+        # moved row weighs the widest table's row and state.
         dim = max(model.dim(t) for t in tables)
         self.shape = ops.StepShape(
             dim=dim, width=dim + state_values(model.optimizer, dim), row_bytes=max(row_bytes),
@@ -59,7 +60,12 @@ class StageCosts:
         self.pooled_bytes = w.samples * num_tables * self.row_bytes
         self.fetch_bytes = w.misses * self.row_state_bytes
         self.evict_bytes = w.evictions * self.row_state_bytes
-        self.prices = ops.Costs(hardware, model.mlp_precision)
+        self.prices = ops.Costs(hardware, model.mlp_precision, model.dtype)
+        if model.dense_step == "cuda-graph" and hardware.kind == "cpu":
+            # No graphs on the CPU: refused rather than ignored, so no figure claims them.
+            raise OptionError(f"model {model.name} issues its dense step as a CUDA graph but "
+                              f"hardware {hardware.name} is kind cpu, which has none; set "
+                              "dense_step = \"eager\" or choose a cuda profile")
 
     def time(self, stage_ops: list[Op]) -> np.ndarray:
         return self.prices.stage(stage_ops, self.n)
@@ -70,6 +76,8 @@ class StageCosts:
         step = ops.train_step(self.shape, w.samples, w.lookups, w.unique)
         if rows_on_host:
             step = ops.on_host(step, ops.ROW_OPS)
+        if self.model.dense_step == "cuda-graph":
+            step = ops.graph_dense(step)
         return step
 
     def train_on_rows(self) -> list[Op]:

@@ -25,9 +25,10 @@ from typing import Callable, Iterable
 import numpy as np
 import simpy
 
-# The host's main thread (planning, and issuing the GPU's work), its worker thread (write-backs
-# and collects beside training), the link's two directions, the GPU.
-RESOURCES = ("cpu", "worker", "h2d", "d2h", "gpu")
+# The host's main thread (issuing the GPU's work, and planning unless a thread of its own
+# does), its planner thread (planner="thread": the plans beside the issue of training), its
+# worker thread (write-backs and collects beside training), the link's two directions, the GPU.
+RESOURCES = ("cpu", "planner", "worker", "h2d", "d2h", "gpu")
 
 Step = tuple[str, int]  # (stage, batch)
 STARTED = "started"

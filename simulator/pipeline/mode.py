@@ -86,6 +86,11 @@ class Mode(Configurable, ABC):
         """Iterations of n left out of the steady state."""
         return default_warmup(n, 1)
 
+    def window(self) -> int:
+        """Batches planned ahead of the one training whose rows the cache holds with it: a
+        capacity must hold the distinct rows of window() + 1 consecutive batches."""
+        return 0
+
     @abstractmethod
     def stage_ops(self, costs: StageCosts) -> dict[str, list[Op]]:
         """stage -> the ops it runs per batch, in the order the backend runs a batch's

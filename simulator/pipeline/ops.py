@@ -18,7 +18,13 @@ run only when a batch has misses or evictions) and the work of each, per batch. 
              priced by HardwareProfile.plan_time
 
 An op costs its dispatch on the host (every op), and on the device its launch (kernels only)
-plus the larger of its compute time and its memory time (a roofline). The rules that list a
+plus the larger of its compute time and its memory time (a roofline). A model whose dense step
+is a CUDA graph (ModelConfig.dense_step) replays its dense ops as one graph (graph_dense): the
+host dispatches one launch (kind "graph", priced as one op's dispatch: a replay is one call
+into cudaGraphLaunch, with no autograd or dispatcher behind it, so at most an op's cost) in
+place of their dispatch, and each of their kernels costs the graph's per-kernel time
+(gpu.graph_kernel_us) in place of an eager launch. Mixed precision follows autocast
+(Costs.autocast_bytes). The rules that list a
 stage's ops live beside the mode (pipeline/<mode>.py) and the train step's below (train_step);
 tests/pipeline/test_op_counts.py counts the backend's real ops per stage against them.
 """
@@ -34,7 +40,8 @@ from ..hardware import HardwareProfile
 FP32_BYTES = 4
 INDEX_BYTES = 8      # int64 ids and offsets, as the embedding ops take them
 # Kinds that run no device kernel.
-HOST_ONLY = ("view", "plan", "host_gather", "host_scatter", "copy")
+HOST_ONLY = ("view", "plan", "host_gather", "host_scatter", "copy", "graph")
+HALF_PRECISIONS = ("fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,13 @@ class Op:
     direction: str = "h2d"        # copy
     pinned: bool = True           # copy
     on_host: bool = False         # a device kind of op run by the host on host memory
+    graphed: bool = False         # replayed inside a CUDA graph: no dispatch of its own
     what: str = field(default="", compare=False)  # where in the model, for reading
+
+    @property
+    def is_batched(self) -> bool:
+        """A batched GEMM (bmm): its products counted by `batched` (per batch)."""
+        return self.kind == "gemm" and not (np.ndim(self.batched) == 0 and self.batched == 1)
 
 
 def view(name: str, count=1, what: str = "") -> Op:
@@ -85,23 +98,59 @@ def gemm(name: str, m, k, n, batched=1, what: str = "") -> Op:
 
 
 class Costs:
-    """Prices ops with a hardware profile: host dispatch and device time, in seconds per batch."""
+    """Prices ops with a hardware profile: host dispatch and device time, in seconds per batch.
 
-    def __init__(self, hardware: HardwareProfile, precision: str = "fp32"):
+    precision: the MLPs' (ModelConfig.mlp_precision); embedding_dtype: the tables' (dtype)."""
+
+    def __init__(self, hardware: HardwareProfile, precision: str = "fp32",
+                 embedding_dtype: str = "fp32"):
         self.hw = hardware
         self.precision = precision
+        self.embedding_dtype = embedding_dtype
+
+    def autocast_bytes(self, op: Op) -> float:
+        """The fraction of op's listed (fp32) bytes it moves under mixed precision as
+        torch.autocast runs it (fp16 or bf16 MLPs; 1 otherwise). The one place of the rule:
+
+            gemm (addmm, mm, bmm)   half: on autocast's lower-precision list, operands cast
+                                    to half and the output half
+            the MLP layers' elementwise ops (what "bottom.*", "top.*": relu, the bias's sum,
+                                    threshold_backward)   half: they run on those half outputs
+            the interaction's and cross layers' elementwise ops   the wider of half and the
+                                    embeddings' dtype: they mix the pooled rows with half MLP
+                                    outputs, and autocast promotes mixed inputs (cat, add, mul)
+                                    to the wider type: fp32 unless the tables are half
+            the loss (binary_cross_entropy_with_logits, on autocast's fp32 list) and its
+                                    backward, the dense optimizer (fp32 master weights), the
+                                    embedding ops and the rows' update   as listed: fp32, or
+                                    the embeddings' dtype where the op list says so
+        """
+        if self.precision not in HALF_PRECISIONS or op.kind not in ("gemm", "stream"):
+            return 1.0
+        if op.kind == "gemm" or op.what.startswith(("bottom.", "top.")):
+            return 0.5
+        if op.what.startswith(("dot", "cat", "cross.", "dcn")):
+            return 0.5 if self.embedding_dtype in HALF_PRECISIONS else 1.0
+        return 1.0
 
     def device(self, op: Op) -> np.ndarray:
         """Device time of all of op's instances in a batch (on kind "cpu", the host's cores)."""
         hw = self.hw
         if op.kind in HOST_ONLY or (op.on_host and hw.kind == "cuda"):
             return np.zeros(())
+        nbytes = np.asarray(op.nbytes, float) * self.autocast_bytes(op)
         if op.kind == "stream":
-            work = hw.stream_time(op.nbytes)
+            work = hw.stream_time(nbytes)
+        elif op.kind == "gemm" and op.is_batched and hw.batched_gemm_by_shape:
+            # Measured by the products' own shape: small products run at speeds their
+            # flops do not tell (a 64x9 by 9x9 product is slower than a 9x64
+            # by 64x9 one of the same flops on a CPU, by two to four times).
+            work = hw.batched_gemm_time(op.batched, op.shape[0] / op.batched, *op.shape[1:])
         elif op.kind == "gemm":
-            work = (np.maximum(hw.compute_time(op.flops, *op.shape, self.precision),
-                               hw.stream_time(op.nbytes))
-                    + (op.batched > 1) * op.batched * hw.gpu_batched_gemm_ns * 1e-9)
+            work = np.maximum(hw.compute_time(op.flops, *op.shape, self.precision),
+                              hw.stream_time(nbytes))
+            if op.is_batched:
+                work = work + np.asarray(op.batched, float) * hw.gpu_batched_gemm_ns * 1e-9
         elif op.kind in ("gather", "scatter"):
             rows = hw.gpu_gather_time if op.kind == "gather" else hw.gpu_scatter_time
             work = rows(op.rows, op.row_bytes) + hw.stream_time(op.nbytes)
@@ -110,13 +159,16 @@ class Costs:
                     + hw.gpu_scatter_time(op.distinct, op.row_bytes))
         else:
             raise ValueError(f"unknown op kind {op.kind!r}")
-        return np.asarray(op.count, float) * (hw.gpu_launch_us * 1e-6 + work)
+        launch = hw.gpu_graph_kernel_us if op.graphed else hw.gpu_launch_us
+        return np.asarray(op.count, float) * (launch * 1e-6 + work)
 
     def host(self, op: Op) -> np.ndarray:
         """Host time of all of op's instances in a batch: dispatch, and the host's own work."""
         hw = self.hw
         if op.kind == "plan":
             return hw.plan_time(op.rows)
+        if op.graphed:  # the graph's launch dispatches it
+            return np.zeros(())
         if op.kind in ("host_gather", "host_scatter") and hw.kind == "cpu":
             # The host is the device: its own measured gathers and scatters.
             work = self.device(replace(op, kind=op.kind[5:], count=1))
@@ -158,8 +210,9 @@ class Costs:
 
 
 def count(ops: list[Op], n: int) -> np.ndarray:
-    """Framework ops per batch of a stage."""
-    return sum((np.broadcast_to(np.asarray(op.count), (n,)) for op in ops if op.kind != "plan"),
+    """Framework ops per batch of a stage (a graph's replay is not one: its ops are counted)."""
+    return sum((np.broadcast_to(np.asarray(op.count), (n,)) for op in ops
+                if op.kind not in ("plan", "graph")),
                np.zeros(n, dtype=np.int64)).astype(np.int64)
 
 
@@ -170,6 +223,27 @@ def on_host(step: list[Op], parts: tuple[str, ...]) -> list[Op]:
 
 # The parts of the train step that touch the rows rather than the MLPs.
 ROW_OPS = ("embedding", "update")
+# What a CUDA graph of the dense step leaves eager: the ops on the batch's rows, whose shapes
+# follow its ids (lookups, distinct rows), and the loss's read to the host (a synchronisation,
+# which a graph cannot hold).
+EAGER_PARTS = ROW_OPS + ("loss.item()",)
+
+
+def graph_dense(step: list[Op]) -> list[Op]:
+    """The train step with its dense ops (all but EAGER_PARTS: the MLPs, interaction, loss and
+    dense optimizer, forward and backward) replayed as one CUDA graph: one launch, dispatched
+    where the graph's first op was, and the ops marked graphed. As NVIDIA's DLRM and TorchRec's
+    pipelines run it; torch's capturable optimizers keep the step count on the device."""
+    out, launched = [], False
+    for op in step:
+        if op.what.startswith(EAGER_PARTS) or op.kind in HOST_ONLY[1:]:
+            out.append(op)
+            continue
+        if not launched:
+            out.append(Op("graph_launch", "graph", what="dense step"))
+            launched = True
+        out.append(replace(op, graphed=True))
+    return out
 
 
 # -- the train step (backend/base.py's Trainer.train_step and update_rows) ----------------------
@@ -242,15 +316,18 @@ class StepShape:
     bottom: tuple            # bottom MLP widths, dense features first
     top: tuple               # top MLP widths, its input first
     interaction: str
-    optimizer: str           # the rows': sgd, rowwise-adagrad or adagrad (the MLPs then take
-                             # torch.optim.Adagrad, per element, for either Adagrad)
+    optimizer: str           # the rows': sgd, rowwise-adagrad, adagrad or adam (the MLPs then
+                             # take torch.optim.Adagrad, per element, for either Adagrad, and
+                             # torch.optim.Adam for adam)
     dcn_layers: int = 0      # dcn: the cross layers and their rank
     dcn_rank: int = 0
 
 
 def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
     """The ops of one training step on a batch's gathered rows: pool, MLPs forward, loss,
-    backward, the dense optimizer, the loss read, and the rows' update."""
+    backward, the dense optimizer, the loss read, and the rows' update. Per-batch arrays are
+    a run's batches from its first, whose step also creates torch.optim.Adam's state (adam);
+    scalars describe a step of the steady state."""
     s, d, t, w = samples, shape.dim, shape.tables, shape.width
     row = shape.row_bytes
     ops = [view("alias" if w == d else "slice", what="embedding"),
@@ -296,9 +373,12 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 stream("new_zeros", FP32_BYTES * s * n * n, what="dot backward"),
                 stream("index_put", 2 * FP32_BYTES * s * pairs, what="dot backward"),
                 view("view transpose", count=2, what="dot backward"),
+                # BmmBackward: the first factor's gradient, grad (n x n) by the features
+                # (n x d), then the second's, the features transposed (d x n) by grad (n x n):
+                # the same flops in products of another shape, and so of another speed.
                 gemm("bmm", n, n, d, batched=s, what="dot backward"),
                 view("transpose", what="dot backward"),
-                gemm("bmm", n, n, d, batched=s, what="dot backward"),
+                gemm("bmm", d, n, n, batched=s, what="dot backward"),
                 view("transpose", what="dot backward"),
                 stream("add", 3 * FP32_BYTES * s * n * d, what="dot backward"),
                 view("slice squeeze", count=3, what="dot backward"),
@@ -331,6 +411,8 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
     ops.append(view("_record_function", count=2, what="optimizer"))
     if shape.optimizer == "sgd":
         ops += [stream("add_", 3 * p, what="optimizer") for p in params]
+    elif shape.optimizer == "adam":
+        ops += dense_adam(params, first_batch(samples))
     else:  # torch.optim.Adagrad, per parameter: step, its read, the sum, the step itself
         for p in params:
             ops += [stream("add_", FP32_BYTES, what="optimizer: step count"),
@@ -344,9 +426,42 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
     return ops
 
 
+def first_batch(samples) -> object:
+    """1 for a run's first batch, 0 for the others (a scalar: a step of the steady state)."""
+    first = np.zeros(np.shape(samples), dtype=np.int64)
+    if first.ndim:
+        first[0] = 1
+    return first
+
+
+def dense_adam(params: list, first) -> list[Op]:
+    """torch.optim.Adam's single-tensor step (the one it takes on the CPU) on parameters of
+    `params` bytes: on the first step (`first`: 1 there) each parameter's state created (its
+    step, a lifted scalar, and two zeroed moments); then per parameter the step counted up,
+    exp_avg.lerp_(grad), exp_avg_sq.mul_(beta2).addcmul_(grad, grad), the step read back for
+    the bias corrections, denom = (exp_avg_sq.sqrt() / c).add_(eps), and the parameter's
+    addcdiv_(exp_avg, denom)."""
+    ops = []
+    for p in params:
+        ops += [view("lift_fresh", count=first, what="optimizer: state"),
+                stream("zeros_like", p, count=2 * first, what="optimizer: state")]
+    for p in params:
+        ops += [stream("add_", FP32_BYTES, what="optimizer: step count"),
+                stream("lerp_", 3 * p, what="optimizer"),
+                stream("mul_", 2 * p, what="optimizer"),
+                stream("addcmul_", 4 * p, what="optimizer"),
+                view("_local_scalar_dense", what="optimizer"),
+                stream("sqrt", 2 * p, what="optimizer"),
+                stream("div", 2 * p, what="optimizer"),
+                stream("add_", 2 * p, what="optimizer"),
+                stream("addcdiv_", 4 * p, what="optimizer")]
+    return ops
+
+
 def update_rows(shape: StepShape, unique) -> list[Op]:
-    """backend/base.py's update_rows on the [unique, width] rows: SGD, row-wise Adagrad, or
-    Adagrad with its state in the dim columns after the row."""
+    """backend/base.py's update_rows on the [unique, width] rows: SGD, row-wise Adagrad,
+    Adagrad with its state in the dim columns after the row, or Adam with its two moments in
+    the 2 * dim columns after it."""
     u, d, w = np.asarray(unique, float), shape.dim, shape.width
     rows = FP32_BYTES * u * w
     emb = FP32_BYTES * u * d
@@ -364,6 +479,16 @@ def update_rows(shape: StepShape, unique) -> list[Op]:
                 stream("sqrt add_", 2 * emb, count=2, what="update"),
                 stream("addcdiv", 4 * emb, what="update"),
                 view("slice", what="update"), stream("copy_", 2 * emb, what="update")]
+    if shape.optimizer == "adam":  # in place on the clone's columns, as torch.optim.Adam
+        return [stream("clone", 2 * rows, what="update"),
+                view("slice", count=2, what="update"),          # exp_avg, exp_avg_sq
+                stream("lerp_", 3 * emb, what="update"),        # exp_avg, grad -> exp_avg
+                stream("mul_", 2 * emb, what="update"),
+                stream("addcmul_", 4 * emb, what="update"),     # exp_avg_sq, grad, grad
+                stream("sqrt", 2 * emb, what="update"), stream("div", 2 * emb, what="update"),
+                stream("add_", 2 * emb, what="update"),         # denom
+                view("slice", what="update"),
+                stream("addcdiv_", 4 * emb, what="update")]     # row, exp_avg, denom -> row
     return [stream("clone", 2 * rows, what="update"), view("select", what="update"),
             stream("mul", 3 * emb, what="update"), stream("sum", emb + col, what="update"),
             stream("div add", 3 * col, count=2, what="update"), view("select", what="update"),

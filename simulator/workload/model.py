@@ -15,8 +15,10 @@ A model file is flat (so `trace generate --like FILE` finds `table_rows` at the 
     dcn_rank = 512                    # optional, dcn only: their low rank (default 512)
     batch_size = 4096                 # samples per iteration, for traces made --like this model
     dtype = "fp32"                    # embedding storage: fp32, fp16 or bf16
-    optimizer = "sgd"                 # sgd, adagrad or rowwise-adagrad (see OPTIMIZER_STATE)
+    optimizer = "sgd"                 # sgd, adagrad, rowwise-adagrad or adam (see
+                                      # OPTIMIZER_STATE)
     mlp_precision = "fp32"            # optional (default: dtype): fp32, tf32, fp16 or bf16
+    dense_step = "eager"              # optional: how the dense step is issued (DENSE_STEPS)
     pooling = 1                       # optional: bag sizes of traces made --like this model:
                                       # P, "LO-HI" (drawn per bag), or a list with one per table
     multi_hot = "independent"         # optional: how a bag's ids are drawn (trace.MULTI_HOT)
@@ -60,13 +62,25 @@ DCN_DEFAULTS = {"dcn_layers": 3, "dcn_rank": 512}
 #   sgd: none. adagrad: one squared-gradient sum per element (torch.optim.Adagrad).
 #   rowwise-adagrad: one sum per row (FBGEMM's EXACT_ROWWISE_ADAGRAD, TorchRec's default for
 #   large tables), which makes the state negligible next to the row.
-OPTIMIZER_STATE = {"sgd": "none", "adagrad": "per element", "rowwise-adagrad": "per row"}
+#   adam: two moments per element, the gradient's running mean and its square's (FBGEMM's
+#   ADAM keeps them as momentum1 and momentum2, torch.optim.Adam as exp_avg and exp_avg_sq).
+OPTIMIZER_STATE = {"sgd": "none", "adagrad": "per element", "rowwise-adagrad": "per row",
+                   "adam": "two per element"}
 STATE_VALUE_BYTES = DTYPE_BYTES["fp32"]
+# How the training program issues its dense step (the MLPs, interaction, loss and dense
+# optimizer, whose shapes never change from batch to batch) on CUDA:
+#   eager: op by op from Python, each paying its dispatch (what the backend runs).
+#   cuda-graph: captured once and replayed as one CUDA graph (torch.cuda.graphs), as NVIDIA's
+#   DLRM and TorchRec's pipelines do; the embedding ops, whose shapes follow the batch's ids,
+#   stay eager. It is a property of the training program, not of the machine, so it lives in
+#   the model (and `--set dense_step=cuda-graph` reaches it); a kind = "cpu" profile refuses it,
+#   since the CPU has no graphs (pipeline/costs.py).
+DENSE_STEPS = ("eager", "cuda-graph")
 
 
 def state_values(optimizer: str, dim: int) -> int:
     """Values of optimizer state kept beside a row of `dim` values (OPTIMIZER_STATE)."""
-    return {"sgd": 0, "adagrad": dim, "rowwise-adagrad": 1}[optimizer]
+    return {"sgd": 0, "adagrad": dim, "rowwise-adagrad": 1, "adam": 2 * dim}[optimizer]
 
 
 # The backward pass of a layer computes the gradient of its input and of its weights, each as
@@ -75,8 +89,8 @@ TRAIN_FLOPS_PER_FORWARD_FLOP = 3
 
 _REQUIRED = ("embedding_dim", "bottom_mlp", "top_mlp", "interaction", "batch_size", "dtype",
              "optimizer")
-_OPTIONAL = ("name", "description", "source", "mlp_precision", "pooling", "multi_hot",
-             "table_rows") + tuple(DCN_DEFAULTS)
+_OPTIONAL = ("name", "description", "source", "mlp_precision", "dense_step", "pooling",
+             "multi_hot", "table_rows") + tuple(DCN_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,7 @@ class ModelConfig:
     dtype: str
     optimizer: str
     mlp_precision: str
+    dense_step: str
     pooling: int | str | tuple | None
     multi_hot: str
     table_rows: tuple[int, ...] | None
@@ -157,6 +172,7 @@ class ModelConfig:
             optimizer=_choice(data["optimizer"], OPTIMIZER_STATE, where("optimizer")),
             mlp_precision=_choice(data.get("mlp_precision", dtype), PRECISIONS,
                                   where("mlp_precision")),
+            dense_step=_choice(data.get("dense_step", "eager"), DENSE_STEPS, where("dense_step")),
             pooling=pooling,
             multi_hot=_choice(data.get("multi_hot", "independent"), MULTI_HOT,
                               where("multi_hot")),
@@ -312,7 +328,8 @@ class ModelConfig:
         lines += [f"  bottom MLP  {'-'.join(map(str, self.bottom_mlp))}",
                   f"  top MLP     {top_input}{'-'.join(map(str, self.top_mlp))} "
                   f"after {self.interaction} interaction{cross}",
-                  f"  batch       {self.batch_size} samples, MLPs in {self.mlp_precision}"]
+                  f"  batch       {self.batch_size} samples, MLPs in {self.mlp_precision}, "
+                  f"dense step {self.dense_step}"]
         if tables is not None:
             lines.append(f"  MLP work    {self.mlp_flops() / 1e9:,.1f} GFLOP per iteration "
                          "(forward and backward)")

@@ -1,6 +1,8 @@
-"""`scratchsim validate`: Kendall's tau with ties, the grid's coverage, the targets, and tiny
-runs end to end (the grid and the held-out check) writing results.csv with per-stage columns,
-summary.json and the figure, atomically."""
+"""`scratchsim validate`: Kendall's tau with ties, the grid's coverage, the targets, the
+measurement discipline (rounds in a seeded interleaved order, steal time, the noise floor, the
+median profile), and tiny runs end to end (the grid and the held-out check) writing
+results.csv with every round and per-stage columns, summary.json and the figure, atomically,
+and exiting 1 when a target is missed."""
 
 import csv
 import json
@@ -17,7 +19,8 @@ from simulator.backend import validation  # noqa: E402
 from simulator.backend import backend_model  # noqa: E402
 from simulator.backend.base import torch  # noqa: E402
 from simulator.backend.validation import (FULL, QUICK, Grid, kendall_tau,  # noqa: E402
-                                          rank_pairs)
+                                          measure, rank_pairs, scores)
+from simulator.backend.validation.grid import label  # noqa: E402
 from simulator.cli import main  # noqa: E402
 from simulator.pipeline import default_warmup  # noqa: E402
 
@@ -31,7 +34,8 @@ TINY = Grid("full", tables=2, rows_per_table=300, batches=12, alpha=1.05, batch_
             alternate_victims=True)
 SUMMARY_KEYS = {"kind", "device", "profile", "profile_source", "threads", "seed", "version",
                 "grid", "configs", "skipped", "mape", "worst", "kendall_tau", "kendall_pairs",
-                "targets", "checks", "passed", "wall_s", "ranking_agrees"}
+                "targets", "checks", "passed", "wall_s", "rounds", "noise_floor", "noise",
+                "notes"}
 
 
 # -- Kendall's tau ------------------------------------------------------------------------------
@@ -65,16 +69,16 @@ def test_kendall_tau_tie_threshold_is_relative_to_the_larger():
 
 
 def test_the_targets_are_checked_strictly():
-    full = validation._checks("full", 0.10, 0.8, 0.25)
+    full = scores.checks("full", 0.10, 0.8, 0.25)
     assert [c["metric"] for c in full] == ["mape", "kendall_tau", "worst"]
     assert all(c["ok"] for c in full)
-    assert [c["ok"] for c in validation._checks("full", 0.1001, 0.8, 0.25)] == [False, True, True]
-    assert [c["ok"] for c in validation._checks("full", 0.05, 0.79, 0.1)] == [True, False, True]
-    assert [c["ok"] for c in validation._checks("full", 0.05, None, 0.1)] == [True, False, True]
-    assert [c["ok"] for c in validation._checks("full", 0.05, 0.9, 0.26)] == [True, True, False]
-    assert [c["metric"] for c in validation._checks("quick", 0.15, None, 0.9)] == ["mape"]
-    assert validation._checks("quick", 0.15, None, 0.9)[0]["ok"]
-    assert not validation._checks("held-out", 0.151, 1.0, 0.0)[0]["ok"]
+    assert [c["ok"] for c in scores.checks("full", 0.1001, 0.8, 0.25)] == [False, True, True]
+    assert [c["ok"] for c in scores.checks("full", 0.05, 0.79, 0.1)] == [True, False, True]
+    assert [c["ok"] for c in scores.checks("full", 0.05, None, 0.1)] == [True, False, True]
+    assert [c["ok"] for c in scores.checks("full", 0.05, 0.9, 0.26)] == [True, True, False]
+    assert [c["metric"] for c in scores.checks("quick", 0.15, None, 0.9)] == ["mape"]
+    assert scores.checks("quick", 0.15, None, 0.9)[0]["ok"]
+    assert not scores.checks("held-out", 0.151, 1.0, 0.0)[0]["ok"]
 
 
 # -- the grid -----------------------------------------------------------------------------------
@@ -85,16 +89,18 @@ def test_the_full_grid_covers_every_setting():
     assert {c["batch_size"] for c in configs} == {512, 2048} == set(FULL.batch_sizes)
     assert len({c["dim"] for c in configs}) == 2
     for mode in ("cache", "cache-prefetch", "scratchpipe"):
-        assert {c["capacity_pct"] for c in configs if c["mode"] == mode} == {10, 25, 50}
+        assert {c["capacity_pct"] for c in configs if c["mode"] == mode} == \
+            set(FULL.capacities)
     scratch = [c for c in configs if c["mode"] == "scratchpipe"]
     assert {c["lookahead"] for c in scratch} == {1, 2, 4}
     assert {c["victim"] for c in scratch} == {"lru", "future"}
     # every (capacity, lookahead, victim) runs somewhere; every mode on every workload
-    assert len({(c["capacity_pct"], c["lookahead"], c["victim"]) for c in scratch}) == 18
+    assert len({(c["capacity_pct"], c["lookahead"], c["victim"]) for c in scratch}) == \
+        len(FULL.capacities) * 3 * 2
     for workload in FULL.workloads():
         assert {c["mode"] for c in configs
                 if (c["batch_size"], c["dim"]) == workload} == set(simulator.TRAIN_MODES)
-    assert len({validation._label(c) for c in configs}) == len(configs)  # no duplicates
+    assert len({label(c) for c in configs}) == len(configs)  # no duplicates
 
 
 def test_the_quick_grid_is_smaller_and_has_every_mode():
@@ -127,7 +133,7 @@ def test_a_tiny_grid_end_to_end(tiny_grid, tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     lines = []
     out = tmp_path / "val"
-    summary = simulator.validate(out, device="cpu", profile="h100-pcie5", seed=1,
+    summary = simulator.validate(out, device="cpu", profile="h100-pcie5", seed=1, rounds=3,
                                  progress=lines.append)
     assert torch.get_num_threads() == threads  # restored
     assert sorted(p.name for p in out.iterdir()) == ["predicted_vs_measured.png",
@@ -141,7 +147,17 @@ def test_a_tiny_grid_end_to_end(tiny_grid, tmp_path, monkeypatch):
     assert summary["grid"]["configurations"] == len(TINY.configs())
     assert len(rows) == len(summary["configs"])
     assert len(rows) + len(summary["skipped"]) == len(TINY.configs())
-    assert len(lines) == len(TINY.configs())
+    ran = len(TINY.configs()) - len(summary["skipped"])
+    # a line per skipped configuration, then one per run (redone runs say nothing)
+    assert len(lines) == len(summary["skipped"]) + 3 * ran
+    assert summary["rounds"] == 3 and len(summary["noise"]["orders"]) == 3
+    for order in summary["noise"]["orders"]:  # every round runs every configuration once
+        assert sorted(order) == list(range(ran))
+    assert summary["noise"]["orders"][0] != summary["noise"]["orders"][1]  # shuffled anew
+    assert summary["noise"]["profile_spread"] is None  # a preset: nothing calibrated
+    assert summary["noise_floor"] == scores.noise_floor([c["rounds_s"] for c in
+                                                         summary["configs"]])
+    assert summary["noise"]["unstable"] == sum(c["unstable"] for c in summary["configs"])
     for s in summary["skipped"]:  # 10% of ~100 distinct rows cannot hold a batch or window
         assert s["capacity_pct"] == 10 and "cannot hold" in s["reason"]
         assert s["capacity_rows"] < s["needed_rows"]
@@ -153,7 +169,13 @@ def test_a_tiny_grid_end_to_end(tiny_grid, tmp_path, monkeypatch):
     assert {"measured_train_s", "predicted_train_s"} <= header
     assert any(h.startswith("measured_") and h not in ("measured_s", "measured_train_s")
                for h in header)
-    for r in rows:
+    for r, c in zip(rows, summary["configs"]):
+        rounds = [float(r[f"round{k}_s"]) for k in (1, 2, 3)]
+        assert rounds == c["rounds_s"] and float(r["measured_s"]) == pytest.approx(
+            sorted(rounds)[1])  # the median of three
+        assert float(r["spread_pct"]) == pytest.approx(
+            100 * (max(rounds) - min(rounds)) / sorted(rounds)[1])
+        assert r["unstable"] == str(float(r["spread_pct"]) > 10)
         measured, predicted = float(r["measured_s"]), float(r["predicted_s"])
         assert measured > 0 and predicted > 0
         assert float(r["error_pct"]) == pytest.approx(100 * (predicted - measured) / measured)
@@ -172,26 +194,46 @@ def test_a_tiny_grid_end_to_end(tiny_grid, tmp_path, monkeypatch):
     assert summary["passed"] == all(c["ok"] for c in summary["checks"])
     # run again into the same directory (a one-workload grid): the output is replaced
     monkeypatch.setattr(validation, "QUICK", replace(TINY, batch_sizes=(8,), dims=(4,)))
-    simulator.validate(out, device="cpu", profile="h100-pcie5", quick=True, threads=2)
+    simulator.validate(out, device="cpu", profile="h100-pcie5", quick=True, threads=2,
+                       rounds=1)
     assert json.loads((out / "summary.json").read_text())["threads"] == 2
     assert torch.get_num_threads() == threads
 
 
 def test_the_cli_prints_a_table_and_pass_or_fail(tiny_grid, tmp_path, capsys):
     out = tmp_path / "q"
-    assert main(["validate", "--device", "cpu", "--quick", "-o", str(out)]) == 0
+    # calibrated in each of 2 rounds; a kind-cpu profile of this machine predicts the CPU
+    # runs, but whether a tiny grid meets the targets is the machine's: 0 or 1, as it says
+    status = main(["validate", "--device", "cpu", "--quick", "--rounds", "2", "-o", str(out)])
     captured = capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())
+    assert status == (0 if summary["passed"] else 1)
+    assert summary["rounds"] == 2
+    spread = summary["noise"]["profile_spread"]
+    assert spread["by_key"]["cpu.dispatch_us"] == spread["cpu.dispatch_us"] >= 0
+    assert "noise: 2 rounds, noise floor" in captured.out
     assert "predicted ms" in captured.out and "Kendall tau" in captured.out
     last = captured.out.strip().splitlines()[-1]
     assert last.startswith(("PASS", "FAIL")) and "mape" in last
     assert "[1/" in captured.err  # progress
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["kind"] == "quick" and summary["targets"] == {"mape": 0.15}
     assert (out / "profile.toml").is_file()  # calibrated first
     assert summary["profile_source"] == str(out / "profile.toml")
+    status = main(["validate", "--device", "cpu", "--quick", "--profile", "h100-pcie5",
+                   "--rounds", "1", "--json", "-o", str(out)])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["profile"] == "h100-pcie5" and status == (0 if summary["passed"] else 1)
+    assert summary["noise_floor"] is None  # one round: no halves to compare
+
+
+@pytest.mark.parametrize("target, status, verdict", [(1e9, 0, "PASS"), (0.0, 1, "FAIL")])
+def test_validate_exits_1_when_a_target_is_missed(tiny_grid, tmp_path, monkeypatch, capsys,
+                                                  target, status, verdict):
+    # a MAPE of at most 1e9 is always met; of at most 0, never (no prediction is exact)
+    monkeypatch.setitem(scores.TARGETS, "quick", {"mape": target})
     assert main(["validate", "--device", "cpu", "--quick", "--profile", "h100-pcie5",
-                 "--json", "-o", str(out)]) == 0
-    assert json.loads(capsys.readouterr().out)["profile"] == "h100-pcie5"
+                 "--rounds", "1", "-o", str(tmp_path / "q")]) == status
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(verdict)
 
 
 def test_held_out_trace_and_model(tmp_path, capsys):
@@ -204,7 +246,7 @@ def test_held_out_trace_and_model(tmp_path, capsys):
                      'optimizer = "sgd"\ntable_rows = [200, 80]\n')
     out = tmp_path / "h"
     assert main(["validate", "--device", "cpu", "--profile", "h100-pcie5", "--trace",
-                 str(trace), "--model", str(model), "-o", str(out)]) == 0
+                 str(trace), "--model", str(model), "--rounds", "2", "-o", str(out)]) in (0, 1)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(("PASS", "FAIL")) and str(out) in last
     rows, summary = _read(out)
@@ -224,7 +266,7 @@ def test_held_out_with_the_default_model(tmp_path):
     trace = tmp_path / "t"
     simulator.generate("zipf", trace, table_rows=[60, 60], batch_size=4, num_batches=12,
                        seed=0, show_progress=False, alpha=1.4)
-    summary = simulator.validate(tmp_path / "o", profile="h100-pcie5", trace=trace)
+    summary = simulator.validate(tmp_path / "o", profile="h100-pcie5", trace=trace, rounds=1)
     assert {c["mode"] for c in summary["configs"]} >= {"gpu-only", "hybrid"}
     assert {c["mode"] for c in summary["configs"]} | {s["mode"] for s in summary["skipped"]} \
         == set(simulator.TRAIN_MODES)
@@ -243,6 +285,8 @@ def test_bad_combinations_are_option_errors(tmp_path):
         simulator.validate(tmp_path / "o", trace=trace, model="dlrm-kaggle")
     with pytest.raises(OptionError, match="threads"):
         simulator.validate(tmp_path / "o", threads=0)
+    with pytest.raises(OptionError, match="rounds must be at least 1"):
+        simulator.validate(tmp_path / "o", rounds=0)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(OptionError, match="not a previous output"):  # before any work
@@ -265,3 +309,100 @@ def test_the_movielens_model_fits_the_imported_log(tmp_path):
                                show_progress=False)
     model.check_trace(trace)
     assert backend_model(trace, MOVIELENS_MODEL).name == model.name
+
+
+# -- measurement discipline ---------------------------------------------------------------------
+def test_spread_and_noise_floor_by_hand():
+    assert scores.spread([1.0, 1.1, 0.9]) == pytest.approx(0.2)  # (1.1 - 0.9) / 1.0
+    assert scores.figure([3.0, 1.0, 2.0, 10.0]) == 2.5  # the median of the rounds
+    # first half's median 1.0 against the second's 2.0: |1 - 2| / 2 = 50%; the other
+    # configuration is steady (0%): the floor is their mean, 25%
+    assert scores.noise_floor([[1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 3.0, 3.0]]) == pytest.approx(0.25)
+    # three rounds: the middle one is left out; 1.0 against 1.2: 0.2 / 1.2
+    assert scores.noise_floor([[1.0, 5.0, 1.2]]) == pytest.approx(0.2 / 1.2)
+    assert scores.noise_floor([[1.0]]) is None and scores.noise_floor([]) is None
+
+
+def test_rounds_run_every_configuration_in_a_seeded_order():
+    calls, calibrations = [], []
+
+    def run(k):
+        calls.append(k)
+        return 0.001 * (k + 1), {"train": 0.0005}
+
+    out = measure.measure_rounds(5, 3, seed=7, measure=run,
+                                 calibrate_round=lambda: calibrations.append(1) or {"x": 1.0})
+    assert len(calibrations) == 3 and out.profiles == [{"x": 1.0}] * 3
+    assert [sorted(o) for o in out.orders] == [list(range(5))] * 3
+    assert calls == [k for o in out.orders for k in o]  # the orders are what ran
+    assert len({tuple(o) for o in out.orders}) > 1  # reshuffled between rounds
+    assert [[r.seconds for r in runs] for runs in out.runs] == \
+        [[0.001 * (k + 1)] * 3 for k in range(5)]
+    again = measure.measure_rounds(5, 3, seed=7, measure=run)
+    assert again.orders == out.orders and again.profiles == []  # same seed, same order
+
+
+def test_a_run_with_much_stolen_time_is_run_again(tmp_path, monkeypatch):
+    # A fake /proc/stat whose steal grows by 10 of 100 ticks during runs 0 and 2 (of 0..3):
+    # those two are redone at the end of the round, and the redo (no steal) is kept.
+    stat = tmp_path / "stat"
+    ticks = {"total": 0, "steal": 0}
+
+    def write():
+        stat.write_text(f"cpu  {ticks['total'] - ticks['steal']} 0 0 0 0 0 0 {ticks['steal']}"
+                        " 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n")
+
+    write()
+    monkeypatch.setattr(measure, "PROC_STAT", stat)
+    calls = []
+
+    def run(k):
+        calls.append(k)
+        ticks["total"] += 100
+        if len(calls) in (1, 3):  # the first and third runs of the round are stolen from
+            ticks["steal"] += 10
+        write()
+        return float(len(calls)), {}
+
+    out = measure.measure_rounds(4, 1, seed=0, measure=run)
+    order = out.orders[0]
+    assert calls == order + [order[0], order[2]]
+    kept = {k: runs[0] for k, runs in enumerate(out.runs)}
+    assert kept[order[0]].seconds == 5.0 and kept[order[0]].redone  # the redo, 0% stolen
+    assert kept[order[2]].seconds == 6.0 and kept[order[2]].steal == 0.0
+    assert kept[order[1]].steal == 0.0 and not kept[order[1]].redone
+    # steal: 10 of the 100 ticks (each tick counted once in the first line's total)
+    with measure.StealMeter() as meter:
+        ticks["total"] += 200
+        ticks["steal"] += 50
+        write()
+    assert meter.fraction == pytest.approx(0.25)
+    monkeypatch.setattr(measure, "PROC_STAT", tmp_path / "missing")
+    with measure.StealMeter() as meter:
+        pass
+    assert meter.fraction is None
+
+
+def test_the_median_profile_and_how_much_it_moved():
+    profiles = [{"name": "a", "kind": "cpu", "cpu": {"threads": 1, "dispatch_us": 4.0,
+                                                     "full": True, "grid": {"16": 0.2}}},
+                {"name": "b", "kind": "cpu", "cpu": {"threads": 2, "dispatch_us": 6.0,
+                                                     "full": False, "grid": {"16": 0.4}}},
+                {"name": "c", "kind": "cpu", "cpu": {"threads": 2, "dispatch_us": 5.0,
+                                                     "full": True, "grid": {"16": 0.3}}}]
+    assert measure.median_profile(profiles) == {
+        "name": "a", "kind": "cpu",
+        "cpu": {"threads": 2, "dispatch_us": 5.0, "full": True, "grid": {"16": 0.3}}}
+    moved = measure.profile_spread(profiles)
+    # (6 - 4) / 5, (2 - 1) / 2, (0.4 - 0.2) / 0.3; flags and text left out
+    assert moved == pytest.approx({"cpu.dispatch_us": 0.4, "cpu.threads": 0.5,
+                                   "cpu.grid.16": 2 / 3})
+
+
+def test_a_profile_of_other_threads_is_noted(tmp_path):
+    from simulator.backend.validation import _thread_notes
+    hw = replace(simulator.load_hardware("h100-pcie5"), kind="cpu", cpu_threads=2)
+    assert _thread_notes(hw, "cpu", 2) == []
+    [note] = _thread_notes(hw, "cpu", 1)
+    assert "calibrated with 2 torch threads, this run uses 1" in note
+    assert _thread_notes(simulator.load_hardware("h100-pcie5"), "cuda", 1) == []

@@ -34,6 +34,7 @@ plan_row_ns = 50
 hbm_gb_per_s = 1000
 stream_efficiency = 0.8
 launch_us = 2
+graph_kernel_us = 1
 batched_gemm_ns = 100
 hbm_capacity_gib = 16
 
@@ -209,6 +210,39 @@ def test_segment_time_interpolates_per_key_in_log_log_and_clamps(hw):
     assert hw.segment_time(10) == pytest.approx(100e-9)        # 10 ns a key below the table
     assert hw.segment_time(10**7) == pytest.approx(10e-3)      # 1 ns a key above it
     assert hw.segment_time(0) == 0.0
+
+
+def test_batched_gemm_by_product_shape(tmp_path, hw):
+    # One number: the products' flops at the stacked shape's efficiency plus 100 ns each
+    # (see tests/pipeline for the op); a table by product shape: the whole time of each.
+    assert not hw.batched_gemm_by_shape
+    with pytest.raises(ValueError, match="one number"):
+        hw.batched_gemm_time(10, 4, 4, 4)
+    # 4x4x4 products take 100 ns, 16x4x4 ones 400 ns, 4x16x4 and 4x4x16 ones 200 ns; the
+    # table is interpolated in log-log: 8x4x4 (halfway from 4 to 16 in log) sqrt(100 * 400)
+    grid = "".join(f'"{m}x{k}x{n}" = {100 * (4 if m == 16 else 1) * (2 if k == 16 else 1) * (2 if n == 16 else 1)}\n'
+                   for m in (4, 16) for k in (4, 16) for n in (4, 16))
+    table = load_hardware(write(tmp_path, ROUND.replace(
+        "batched_gemm_ns = 100\n", "").replace(
+        "[gpu.gather_efficiency]", "[gpu.batched_gemm_ns]\n" + grid + "\n[gpu.gather_efficiency]")))
+    assert table.batched_gemm_by_shape
+    assert table.batched_gemm_time(1000, 4, 4, 4) == pytest.approx(1000 * 100e-9)
+    assert table.batched_gemm_time(1000, 16, 16, 16) == pytest.approx(1000 * 1600e-9)
+    assert table.batched_gemm_time(1000, 8, 4, 4) == pytest.approx(1000 * 200e-9)
+    assert table.batched_gemm_time(1000, 8, 8, 4) == pytest.approx(1000 * 200e-9 * 2**0.5)
+    assert table.batched_gemm_time(1000, 2, 4, 64) == pytest.approx(1000 * 200e-9)  # clamped
+    assert table.batched_gemm_time(0, 4, 4, 4) == 0.0
+    np.testing.assert_allclose(table.batched_gemm_time(np.array([0, 10]), 4, 4, 4),
+                               [0.0, 1e-6])
+    assert load_hardware(table).to_dict()["gpu"]["batched_gemm_ns"]["16x16x16"] == 1600
+    # A bmm op priced by the table: one launch (2 us) and its products, whatever its flops
+    from simulator.pipeline import ops
+    bmm = ops.gemm("bmm", 16, 4, 4, batched=1000)
+    assert ops.Costs(table).device(bmm) == pytest.approx(2e-6 + 1000 * 400e-9)
+    with pytest.raises(OptionError, match=r"batched_gemm_ns 4x4x4 must be positive"):
+        load_hardware(write(tmp_path, ROUND.replace("batched_gemm_ns = 100\n", "").replace(
+            "[gpu.gather_efficiency]", '[gpu.batched_gemm_ns]\n"4x4x4" = 0\n\n'
+            "[gpu.gather_efficiency]"), "zero.toml"))
 
 
 def test_dispatch_times(hw):

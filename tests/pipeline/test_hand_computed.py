@@ -48,6 +48,7 @@ plan_row_ns = 16
 hbm_gb_per_s = 1e9
 stream_efficiency = 1
 launch_us = 0
+graph_kernel_us = 0
 batched_gemm_ns = 0
 hbm_capacity_gib = 16
 [gpu.gather_efficiency]
@@ -193,7 +194,9 @@ def test_a_half_duplex_link_carries_one_direction_at_a_time(setup, tmp_path):
 def test_on_cuda_the_host_thread_that_issues_the_gpu_work_can_be_the_bottleneck(setup, tmp_path):
     # Dispatch at 1 ms an op dwarfs every other price: gpu-only's host issues the train
     # step's ops one after another, and the GPU step can end no sooner, so an iteration is
-    # the step's op count in milliseconds; host and GPU are both busy all the time.
+    # the step's op count in milliseconds. The host works all the time; the GPU only for its
+    # kernels, 24 us an iteration (gather 2 + step 18 + update 4), waiting out the dispatch in
+    # between: the host is the bottleneck.
     trace, hw, model = setup
     slow = tmp_path / "slow-host.toml"
     slow.write_text(hw.read_text().replace("dispatch_us = 0", "dispatch_us = 1000"))
@@ -201,10 +204,66 @@ def test_on_cuda_the_host_thread_that_issues_the_gpu_work_can_be_the_bottleneck(
     ops = r.op_counts["train"]
     assert np.diff(r.iteration_end) == pytest.approx(ops[1:] * 1e-3, rel=1e-4)
     busy = r.busy()
-    assert busy["cpu"] == pytest.approx(1, abs=0.01) and busy["gpu"] == pytest.approx(1, abs=0.01)
+    assert busy["cpu"] == pytest.approx(1, abs=0.01)
+    assert busy["gpu"] == pytest.approx(24 * US / (ops[-1] * 1e-3))  # the window: batch 2
+    assert r.bottleneck == "cpu"
     # scratchpipe: the main thread plans and issues evict and train, the worker issues the
     # inserts (and does the host's row work): the main thread's ops set the pace.
     r = simulate(trace, mode="scratchpipe", hardware=slow, model=model, capacity=4, lookahead=1)
     main = r.op_counts["plan"] + r.op_counts["evict"] + r.op_counts["train"]
     assert r.iteration_end[-1] >= main.sum() * 1e-3
     assert r.schedule.stages["issue_insert"] == "worker"
+
+
+def test_hybrid_busy_time_is_what_each_resource_works(setup):
+    # The window (after 2 warm-up iterations) is batch 2's iteration, 52 -> 80 us (28 us).
+    # The GPU's train step spans 22 us of it (58 -> 80), but its kernels are only the 10 us of
+    # GEMMs; the host pools and updates (2 + 6 us: the issue of the step, on the main thread),
+    # the link carries the pooled 2,000 B each way (2 us H2D, 2 us D2H). The main thread also
+    # writes batch 1's rows back (4 us, from 52) and gathers batch 2's (2): 14 us. So the host
+    # works half the window and the GPU 10/28 of it: the host is the bottleneck, not the GPU
+    # whose whole span (22/28) would have said it was.
+    r, end = ends(setup, "hybrid")
+    busy = r.busy()
+    assert busy["cpu"] == pytest.approx(14 / 28)
+    assert busy["gpu"] == pytest.approx(10 / 28)
+    assert busy["h2d"] == pytest.approx(2 / 28) and busy["d2h"] == pytest.approx(2 / 28)
+    assert busy["worker"] == busy["planner"] == 0
+    assert r.bottleneck == "cpu"
+
+
+def test_a_planner_thread_plans_while_the_main_thread_issues_training(setup, tmp_path):
+    # Ten batches of the rows {0, 1} and a scratchpad of 2 rows (W = 1): only batch 0 misses.
+    # Dispatch costs 1 us an op and a plan 20 us plus 16 ns a row probed (2) plus its one op
+    # (the wrap of its slots): 21.032 us. The train step's K ops (op_counts: the same in both
+    # modes) take K us to issue; on the GPU it lasts max(its 24 us of kernels, K) plus its 16 B
+    # of slot ids (.016 us), K + .016 (K > 24): gpu-only's iteration.
+    # planner "main": the main thread plans batch i+1 and issues training i, 21.032 + K us an
+    # iteration, the GPU waiting; the last iteration, with nothing left to plan, K + .016.
+    # planner "thread": the planner thread plans batch i+1 (once training i-1 is issued)
+    # while the main thread issues training i, and the GPU sets the pace: K + .016.
+    trace, hw, model = setup
+    with TraceWriter(tmp_path / "trace", ["t"], 2, {}, table_rows=[5]) as w:
+        w.append(np.array([0, 1] * 10))
+        resident = w.close()
+    slow = tmp_path / "planner.toml"
+    slow.write_text(hw.read_text().replace("dispatch_us = 0", "dispatch_us = 1")
+                    .replace("plan_us = 0", "plan_us = 20"))
+    gpu = simulate(resident, mode="gpu-only", hardware=slow, model=model)
+    k = gpu.op_counts["train"][0]
+    assert k > 24 and np.all(gpu.op_counts["train"] == k)
+    assert gpu.iteration_times[2:] / US == pytest.approx(k + 0.016)
+    runs = {planner: simulate(resident, mode="scratchpipe", hardware=slow, model=model,
+                              capacity=2, lookahead=1, planner=planner)
+            for planner in ("main", "thread")}
+    main, thread = runs["main"], runs["thread"]
+    assert main.replay["misses"] == 2 and np.all(main.op_counts["train"] == k)
+    assert main.iteration_times[2:-1] / US == pytest.approx(k + 21.032)
+    assert main.iteration_times[-1] / US == pytest.approx(k + 0.016)
+    assert thread.iteration_times[2:] / US == pytest.approx(k + 0.016)
+    # Batch j is planned as soon as training j-2 is issued, while training j-1 is being issued.
+    s, e = thread.schedule.start, thread.schedule.end
+    assert s["plan"][3:] == pytest.approx(e["issue_train"][1:-2])
+    assert np.all(s["plan"][3:] < e["issue_train"][2:-1])
+    assert thread.schedule.stages["plan"] == "planner" and main.schedule.stages["plan"] == "cpu"
+    assert thread.busy()["planner"] > 0 and main.busy()["planner"] == 0

@@ -98,7 +98,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("interaction,optimizer", [("dot", "sgd"), ("cat", "rowwise-adagrad"),
-                                                   ("dcn", "sgd"), ("dcn", "adagrad")])
+                                                   ("dcn", "sgd"), ("dcn", "adagrad"),
+                                                   ("dot", "adam"), ("dcn", "adam")])
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_stage_runs_the_ops_its_rule_counts(trace, tmp_path, case, interaction, optimizer):
     mode, options = CASES[case]

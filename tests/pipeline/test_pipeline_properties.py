@@ -50,49 +50,56 @@ def traces(draw, warm_start=False):
     return rows, batch_size, ids
 
 
-def simulate_all(trace, hw, model, lookahead):
+# Where scratchpipe and cache-prefetch plan: a planner thread beside the main thread, or the
+# main thread.
+PLANNERS = st.sampled_from(("thread", "main"))
+
+
+def simulate_all(trace, hw, model, lookahead, planner="thread"):
     need = min_capacity(trace, lookahead=max(lookahead, 1))
     out = {}
     for mode in MODES:
         out[mode] = simulate(trace, mode=mode, hardware=hw, model=model, capacity=need,
-                             lookahead=lookahead, warmup=0)
+                             lookahead=lookahead, planner=planner, warmup=0)
     return out
 
 
 @settings(**SLOW)
-@given(t=traces(), lookahead=st.integers(0, 3), pcie=st.floats(1.0, 8.0), dram=st.floats(1.0, 8.0))
-def test_more_bandwidth_never_slows_any_mode(tmp_path, model, t, lookahead, pcie, dram):
+@given(t=traces(), lookahead=st.integers(0, 3), pcie=st.floats(1.0, 8.0), dram=st.floats(1.0, 8.0),
+       planner=PLANNERS)
+def test_more_bandwidth_never_slows_any_mode(tmp_path, model, t, lookahead, pcie, dram, planner):
     rows, batch_size, ids = t
     trace = make_trace(tmp_path / "t", rows, ids, batch_size)
     base = load_hardware("a100-pcie4")
-    slow = simulate_all(trace, base, model, lookahead)
-    fast = simulate_all(trace, base.scaled(pcie=pcie, dram=dram), model, lookahead)
+    slow = simulate_all(trace, base, model, lookahead, planner)
+    fast = simulate_all(trace, base.scaled(pcie=pcie, dram=dram), model, lookahead, planner)
     for mode in MODES:
         # Every training step ends no later (max-plus: finish times grow with durations).
         assert np.all(fast[mode].iteration_end <= slow[mode].iteration_end * (1 + 1e-12)), mode
 
 
 @settings(**SLOW)
-@given(t=traces(warm_start=True), lookahead=st.integers(0, 4))
-def test_scratchpipe_with_everything_resident_matches_gpu_only(tmp_path, model, t, lookahead):
+@given(t=traces(warm_start=True), lookahead=st.integers(0, 4), planner=PLANNERS)
+def test_scratchpipe_with_everything_resident_matches_gpu_only(tmp_path, model, t, lookahead,
+                                                               planner):
     rows, batch_size, ids = t
     ids = ids + [ids[-1]] * 30  # a long enough steady state
     trace = make_trace(tmp_path / "t", rows, ids, batch_size)
     warmup = lookahead + 2
     gpu = simulate(trace, mode="gpu-only", hardware="h100-pcie5", model=model, warmup=warmup)
     sp = simulate(trace, mode="scratchpipe", hardware="h100-pcie5", model=model,
-                  capacity=2 * rows, lookahead=lookahead, warmup=warmup)
+                  capacity=2 * rows, lookahead=lookahead, planner=planner, warmup=warmup)
     assert sp.replay["misses"] == 2 * rows  # only batch 0 misses
     assert sp.iteration_time == pytest.approx(gpu.iteration_time, rel=0.02)
 
 
 @settings(**SLOW)
-@given(t=traces(), lookahead=st.integers(0, 3))
+@given(t=traces(), lookahead=st.integers(0, 3), planner=PLANNERS)
 def test_no_writeback_before_the_last_training_step_that_used_its_row(tmp_path, model, t,
-                                                                    lookahead):
+                                                                    lookahead, planner):
     rows, batch_size, ids = t
     trace = make_trace(tmp_path / "t", rows, ids, batch_size)
-    runs = simulate_all(trace, "h100-pcie5", model, lookahead)
+    runs = simulate_all(trace, "h100-pcie5", model, lookahead, planner)
     # A victim of batch j is outside the mode's window, so the last batch that used it is at
     # most j-1 (on-demand cache), j-2 (prefetch: batch j-1 is locked) or j-W-1 (scratchpipe).
     window = {"cache": 0, "cache-prefetch": 1, "scratchpipe": lookahead}
@@ -113,3 +120,11 @@ def test_no_writeback_before_the_last_training_step_that_used_its_row(tmp_path, 
         # Training always hits: it starts after its rows were inserted (a stage with no work
         # waits for nothing).
         assert np.all(s["train"] >= e["insert"])
+        # Training is issued once its batch is planned, and batch j is planned once training
+        # j-W-1 has been issued (on the main thread, its program order says so).
+        assert np.all(s["issue_train"] >= e["plan"])
+        after = max(len(s["plan"]) - held - 1, 0)
+        assert np.all(s["plan"][held + 1:] >= e["issue_train"][:after])
+        thread = planner == "thread" and mode != "cache"  # cache plans on demand, in order
+        assert {r.schedule.stages[x] for x in ("plan", "issue_evict")} == {
+            "planner" if thread else "cpu"}

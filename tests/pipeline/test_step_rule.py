@@ -1,6 +1,9 @@
 """The train step's op rule (pipeline/ops.py) on tiny shapes worked out by hand: the DCNv2
-cross layer's products and ops, full Adagrad's row update, and the bytes a row carries with
-its optimizer state (test_op_counts.py checks the same rules against the backend's ops)."""
+cross layer's products and ops, full Adagrad's and Adam's row updates, Adam's dense step,
+and the bytes a row carries with its optimizer state (test_op_counts.py checks the same
+rules against the backend's ops)."""
+
+import dataclasses
 
 import numpy as np
 
@@ -65,6 +68,41 @@ def test_full_adagrad_update_by_hand():
     assert sum(float(op.nbytes) * op.count for op in update[1:]) == 16 * 320
 
 
+def test_adam_update_by_hand():
+    # 20 rows of dim 4 stored with 2 x 4 moment columns, width 12: clone (2 x 20 x 12 x 4 =
+    # 1920 bytes), 2 slices (exp_avg, exp_avg_sq), lerp_, mul_, addcmul_, sqrt, div, add_
+    # (eps), a slice (the row) and addcdiv_: 11 ops, 3 of them views.
+    shape = ops.StepShape(dim=4, width=12, row_bytes=16, tables=2, bottom=(3, 4),
+                          top=(12, 2, 1), interaction="dcn", optimizer="adam",
+                          dcn_layers=1, dcn_rank=2)
+    update = ops.update_rows(shape, 20)
+    assert sum(op.count for op in update) == 11
+    assert sum(op.count for op in update if op.kind == "view") == 3
+    assert float(update[0].nbytes) == 1920
+    # Over the [20, 4] blocks (320 bytes each): lerp_ 3, mul_ 2, addcmul_ 4, sqrt 2, div 2,
+    # add_ 2, addcdiv_ 4: 19 of them.
+    assert sum(float(op.nbytes) * op.count for op in update[1:]) == 19 * 320
+
+
+def test_dense_adam_creates_its_state_on_the_first_step():
+    # DCN's 9 parameters (3 weights, 3 biases, W, V, b) hold 12 + 24 + 2 (weights) + 4 + 2 +
+    # 1 (biases) + 24 + 24 + 12 (cross) = 105 values, 420 bytes. Every step: 2 record
+    # functions and 9 ops per parameter (add_ step, lerp_, mul_, addcmul_, the step read,
+    # sqrt, div, add_, addcdiv_): 83. The first also creates each parameter's state (a lifted
+    # step and 2 zeros_like): 27 more, zeroing 2 x 420 bytes.
+    shape = dataclasses.replace(DCN, optimizer="adam")
+    step = ops.train_step(shape, samples=np.array([10, 10, 10]), lookups=30, unique=20)
+    optimizer = [op for op in step if op.what.startswith("optimizer")]
+    assert ops.count(optimizer, 3).tolist() == [83 + 27, 83, 83]
+    zeroed = [op for op in optimizer if op.name == "zeros_like"]
+    assert sum(float(op.nbytes) * op.count for op in zeroed).tolist() == [840, 0, 0]
+    # lerp_ reads exp_avg and the gradient and writes exp_avg: 3 x 420 bytes per step.
+    assert sum(float(op.nbytes) for op in optimizer if op.name == "lerp_") == 3 * 420
+    # One step alone (scalars) is a step of the steady state.
+    steady = ops.train_step(shape, samples=10, lookups=30, unique=20)
+    assert sum(op.count for op in steady if op.what.startswith("optimizer")) == 83
+
+
 def test_full_adagrad_rows_travel_with_their_state():
     # dim 4, fp32, adagrad: a row of 16 bytes and 4 fp32 sums; 3 misses and 2 evictions
     # move 3 x 32 and 2 x 32 bytes. Row-wise Adagrad: 16 + 4 bytes and width 5.
@@ -82,4 +120,8 @@ def test_full_adagrad_rows_travel_with_their_state():
     assert (full.fetch_bytes[0], full.evict_bytes[0]) == (96, 64)
     rowwise = costs("rowwise-adagrad")
     assert (rowwise.shape.width, rowwise.row_state_bytes) == (5, 20)
+    # Adam: 16 bytes and 2 x 4 fp32 moments, width 12; 3 x 48 and 2 x 48 bytes move.
+    adam = costs("adam")
+    assert (adam.shape.width, adam.row_state_bytes) == (12, 48)
+    assert (adam.fetch_bytes[0], adam.evict_bytes[0]) == (144, 96)
     assert costs("sgd").shape.width == 4

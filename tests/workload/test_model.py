@@ -2,6 +2,7 @@ import pytest
 
 from simulator import OptionError, generate, table_rows_from
 from simulator.workload import ModelConfig, describe_model_presets, list_models, load_model
+from simulator.workload.model import state_values
 
 KAGGLE_ROWS = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
                27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572]
@@ -21,6 +22,15 @@ def test_row_and_state_bytes():
     assert tiny(optimizer="adagrad").optimizer_state_bytes() == 8  # one fp32 per element
     assert tiny(optimizer="rowwise-adagrad").optimizer_state_bytes() == 4  # one fp32 per row
     assert tiny(optimizer="adagrad", dtype="bf16").row_bytes_with_state() == 4 + 8
+    # Adam: two fp32 moments per element, 2 x 2 x 4 = 16 bytes beside the 8 of a dim-2 row;
+    # kept in fp32 with bf16 rows too (2 x 2 bytes of row, 16 of moments).
+    assert state_values("adam", 2) == 4
+    assert tiny(optimizer="adam").optimizer_state_bytes() == 16
+    assert tiny(optimizer="adam").row_bytes_with_state() == 8 + 16
+    assert tiny(optimizer="adam", dtype="bf16").row_bytes_with_state() == 4 + 16
+    # 15 rows of 24 bytes with the moments, 15 of 8 without.
+    assert tiny(optimizer="adam").embedding_bytes([10, 5]) == 15 * 24 == 360
+    assert tiny(optimizer="adam").embedding_bytes([10, 5], optimizer_state=False) == 120
     mixed = tiny(embedding_dim=[2, 3], interaction="cat")
     assert [mixed.row_bytes(0), mixed.row_bytes(1)] == [8, 12]
     with pytest.raises(OptionError, match="has 2 tables, no table 2"):
@@ -134,7 +144,8 @@ def test_preset_files_serve_trace_generate_like():
     (dict(batch_size=None), r"tiny\.toml: missing key batch_size"),
     (dict(batch_size=0), r"tiny\.toml: batch_size must be a positive integer, got 0"),
     (dict(dtype="fp8"), r"dtype must be one of fp32, fp16, bf16, got 'fp8'"),
-    (dict(optimizer="adam"), r"optimizer must be one of sgd, adagrad, rowwise-adagrad"),
+    (dict(optimizer="adamw"), r"optimizer must be one of sgd, adagrad, rowwise-adagrad, adam, "
+                              r"got 'adamw'"),
     (dict(interaction="attention"), r"interaction must be one of dot, cat, dcn"),
     (dict(dcn_rank=8), r"dcn_rank is for interaction = \"dcn\", not 'dot'"),
     (dict(interaction="dcn", dcn_layers=0), r"dcn_layers must be a positive integer, got 0"),
