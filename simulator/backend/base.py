@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -346,6 +346,9 @@ class Trainer(ABC):
         self.evicted = np.zeros(len(batches), dtype=np.int64)
         self.losses = np.zeros(len(batches))
         torch.manual_seed(config.seed)
+        # bf16 MLPs train under torch.autocast, as pipeline/ops.py's train_step lists them (bf16
+        # needs no loss scaler); fp16's GradScaler is not run here, so fp16 MLPs train in fp32.
+        self.autocast = model.mlp_precision == "bf16"
         self.dense_model = DenseModel(model, dims, dense_features).to(self.device)
         params, lr = self.dense_model.parameters(), config.lr
         if config.optimizer == "sgd":
@@ -370,14 +373,18 @@ class Trainer(ABC):
 
     def train_step(self, rows, batch: Batch, i: int):
         """Forward, backward and update for one batch whose unique rows are `rows` (on any
-        device: the pooling runs where the rows are, the MLPs on the training device).
-        Returns the updated rows, where `rows` were."""
+        device: the pooling runs where the rows are, the MLPs on the training device), under
+        bf16 autocast when the model's MLPs are bf16. Returns the updated rows, where `rows`
+        were."""
         emb = rows[:, :self.dim].detach().requires_grad_()
         where = rows.device
-        pooled = F.embedding_bag(batch.local.to(where), emb, batch.offsets.to(where), mode="sum")
-        pooled = pooled.view(batch.samples, len(self.dims), self.dim).to(self.device)
-        logits = self.dense_model(batch.dense.to(self.device), pooled)
-        loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(self.device))
+        with (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast
+              else nullcontext()):  # the forward and the loss, as torch.autocast's docs run it
+            pooled = F.embedding_bag(batch.local.to(where), emb, batch.offsets.to(where),
+                                     mode="sum")
+            pooled = pooled.view(batch.samples, len(self.dims), self.dim).to(self.device)
+            logits = self.dense_model(batch.dense.to(self.device), pooled)
+            loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(self.device))
         self.dense_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.dense_optimizer.step()

@@ -45,8 +45,13 @@ GEMM_N = (1, 16, 128, 1024)
 QUICK_GEMM = (GEMM_M[:-1], GEMM_K, GEMM_N)  # the same grid without the largest products
 DISPATCH_BATCHES = 60
 SEGMENT_KEYS = (64, 1024, 16384, 262144)
-# The sides of the batched products timed (the dot interaction's: tables + 1 by the dim).
-BATCHED_SIDES = (2, 8, 32, 128)
+# The sides of the batched products timed: the dot interaction multiplies (tables + 1) x dim
+# matrices, and a CPU's kernels run a side just past a multiple of their vector width far
+# slower per flop than one on it (9 against 8: twice the time), which no interpolation between
+# powers of two sees; so the sides are those of common models: tables + 1 for 2, 8 and 26
+# tables, embedding dims 16, 64 and 128.
+BATCHED_SIDES = (3, 9, 16, 27, 64, 128)
+BATCHED_PRODUCTS = 2048  # as many as a training batch has samples, fewer for large products
 
 
 def _private_cache_bytes() -> int:
@@ -266,13 +271,15 @@ def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT
 
 def _batched_gemm_grid(clock, device, bare, repeats):
     """{"MxKxN": ns}: the device time of each product of a bmm of BATCHED_SIDES-sized products,
-    cold, less the bare op's; enough products for a few million flops (at least 64)."""
+    cold, less the bare op's: BATCHED_PRODUCTS products, or as many as make 16 Mflop (at
+    least 16)."""
     out = {}
     for m, k, n in itertools.product(BATCHED_SIDES, repeat=3):
-        products = int(np.clip((1 << 22) // (m * k * n), 64, 4096))
+        products = int(np.clip((1 << 23) // (m * k * n), 16, BATCHED_PRODUCTS))
         a = torch.randn(products, m, k, device=device)
         b = torch.randn(products, k, n, device=device)
-        seconds = clock.seconds_amortized(lambda: torch.bmm(a, b), repeats) - bare
+        # One call a repeat: even the smallest (3x3x3 products) takes tens of microseconds.
+        seconds = clock.seconds(lambda: torch.bmm(a, b), repeats) - bare
         out[f"{m}x{k}x{n}"] = max(seconds, 1e-12) / products * 1e9
     return out
 

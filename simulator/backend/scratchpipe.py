@@ -65,10 +65,11 @@ class Overlap:
     Hazard 1 (write-back after the last use): the victims of batch j, planned at iteration
     j-W, were last used by batch j-W-1 at the latest; their copy off the device waits for the
     event recorded after that step, which the main thread hands over with batch j once it has
-    enqueued the step (on the CPU training is synchronous, so the copy follows it). Hazard 2 (a row fetched again gets its
-    updated value): the worker runs the plans' jobs in order and each waits for its victims'
-    copy before writing them back, so every write-back lands in the host table before a later
-    gather reads it. Training batch i waits for its job and, on CUDA, for its inserts."""
+    enqueued the step (on the CPU training is synchronous, so the copy follows it). Hazard 2
+    (a row fetched again gets its updated value): the worker runs the plans' jobs in order and
+    each waits for its victims' copy before writing them back, so every write-back lands in
+    the host table before a later gather reads it. Training batch i waits for its job and, on
+    CUDA, for its inserts."""
 
     def __init__(self, store, device):
         self.store = store

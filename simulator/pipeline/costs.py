@@ -51,7 +51,8 @@ class StageCosts:
             tables=num_tables,
             bottom=tuple(model.bottom_mlp), top=(model.top_mlp_input(num_tables),)
             + tuple(model.top_mlp), interaction=model.interaction, optimizer=model.optimizer,
-            dcn_layers=model.dcn_layers or 0, dcn_rank=model.dcn_rank or 0)
+            dcn_layers=model.dcn_layers or 0, dcn_rank=model.dcn_rank or 0,
+            precision=model.mlp_precision, embedding_dtype=model.dtype)
         self.row_bytes = float(np.mean(row_bytes))
         self.row_state_bytes = float(max(model.row_bytes_with_state(t) for t in tables))
         w = work
@@ -60,7 +61,7 @@ class StageCosts:
         self.pooled_bytes = w.samples * num_tables * self.row_bytes
         self.fetch_bytes = w.misses * self.row_state_bytes
         self.evict_bytes = w.evictions * self.row_state_bytes
-        self.prices = ops.Costs(hardware, model.mlp_precision, model.dtype)
+        self.prices = ops.Costs(hardware, model.mlp_precision)
         if model.dense_step == "cuda-graph" and hardware.kind == "cpu":
             # No graphs on the CPU: refused rather than ignored, so no figure claims them.
             raise OptionError(f"model {model.name} issues its dense step as a CUDA graph but "

@@ -23,8 +23,10 @@ is a CUDA graph (ModelConfig.dense_step) replays its dense ops as one graph (gra
 host dispatches one launch (kind "graph", priced as one op's dispatch: a replay is one call
 into cudaGraphLaunch, with no autograd or dispatcher behind it, so at most an op's cost) in
 place of their dispatch, and each of their kernels costs the graph's per-kernel time
-(gpu.graph_kernel_us) in place of an eager launch. Mixed precision follows autocast
-(Costs.autocast_bytes). The rules that list a
+(gpu.graph_kernel_us) in place of an eager launch. Mixed precision (fp16 or bf16 MLPs) is
+listed as torch.autocast runs it (train_step): each op with the bytes of the dtypes it runs in,
+autocast's casts as ops of their own, and fp16's loss scaling; Costs prices its GEMMs at that
+precision's peak and shape efficiency. The rules that list a
 stage's ops live beside the mode (pipeline/<mode>.py) and the train step's below (train_step);
 tests/pipeline/test_op_counts.py counts the backend's real ops per stage against them.
 """
@@ -38,6 +40,8 @@ import numpy as np
 from ..hardware import HardwareProfile
 
 FP32_BYTES = 4
+HALF_BYTES = 2
+CAST_BYTES = FP32_BYTES + HALF_BYTES  # an autocast cast reads one and writes the other
 INDEX_BYTES = 8      # int64 ids and offsets, as the embedding ops take them
 # Kinds that run no device kernel.
 HOST_ONLY = ("view", "plan", "host_gather", "host_scatter", "copy", "graph")
@@ -88,57 +92,32 @@ def scatter(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
     return replace(gather(name, rows, row_bytes, count, what), kind="scatter")
 
 
-def gemm(name: str, m, k, n, batched=1, what: str = "") -> Op:
-    """One (batched) product of (m x k) by (k x n): its flops and the bytes of its operands."""
+def gemm(name: str, m, k, n, batched=1, what: str = "", elem=FP32_BYTES) -> Op:
+    """One (batched) product of (m x k) by (k x n): its flops and the bytes of its operands,
+    `elem` bytes each (half under autocast: it casts every operand)."""
     m, k, n = (np.asarray(x, dtype=np.float64) for x in (m, k, n))
     # A batch of small products runs like one product of the stacked rows, plus a fixed time
     # for each product.
     return Op(name, "gemm", flops=2 * m * k * n * batched, shape=(m * batched, k, n),
-              batched=batched, nbytes=FP32_BYTES * (m * k + k * n + m * n) * batched, what=what)
+              batched=batched, nbytes=elem * (m * k + k * n + m * n) * batched, what=what)
 
 
 class Costs:
     """Prices ops with a hardware profile: host dispatch and device time, in seconds per batch.
 
-    precision: the MLPs' (ModelConfig.mlp_precision); embedding_dtype: the tables' (dtype)."""
+    precision: the MLPs' (ModelConfig.mlp_precision), the peak and shape efficiency their GEMMs
+    run at; the op lists give each op's bytes in the dtypes it runs in (train_step)."""
 
-    def __init__(self, hardware: HardwareProfile, precision: str = "fp32",
-                 embedding_dtype: str = "fp32"):
+    def __init__(self, hardware: HardwareProfile, precision: str = "fp32"):
         self.hw = hardware
         self.precision = precision
-        self.embedding_dtype = embedding_dtype
-
-    def autocast_bytes(self, op: Op) -> float:
-        """The fraction of op's listed (fp32) bytes it moves under mixed precision as
-        torch.autocast runs it (fp16 or bf16 MLPs; 1 otherwise). The one place of the rule:
-
-            gemm (addmm, mm, bmm)   half: on autocast's lower-precision list, operands cast
-                                    to half and the output half
-            the MLP layers' elementwise ops (what "bottom.*", "top.*": relu, the bias's sum,
-                                    threshold_backward)   half: they run on those half outputs
-            the interaction's and cross layers' elementwise ops   the wider of half and the
-                                    embeddings' dtype: they mix the pooled rows with half MLP
-                                    outputs, and autocast promotes mixed inputs (cat, add, mul)
-                                    to the wider type: fp32 unless the tables are half
-            the loss (binary_cross_entropy_with_logits, on autocast's fp32 list) and its
-                                    backward, the dense optimizer (fp32 master weights), the
-                                    embedding ops and the rows' update   as listed: fp32, or
-                                    the embeddings' dtype where the op list says so
-        """
-        if self.precision not in HALF_PRECISIONS or op.kind not in ("gemm", "stream"):
-            return 1.0
-        if op.kind == "gemm" or op.what.startswith(("bottom.", "top.")):
-            return 0.5
-        if op.what.startswith(("dot", "cat", "cross.", "dcn")):
-            return 0.5 if self.embedding_dtype in HALF_PRECISIONS else 1.0
-        return 1.0
 
     def device(self, op: Op) -> np.ndarray:
         """Device time of all of op's instances in a batch (on kind "cpu", the host's cores)."""
         hw = self.hw
         if op.kind in HOST_ONLY or (op.on_host and hw.kind == "cuda"):
             return np.zeros(())
-        nbytes = np.asarray(op.nbytes, float) * self.autocast_bytes(op)
+        nbytes = np.asarray(op.nbytes, float)
         if op.kind == "stream":
             work = hw.stream_time(nbytes)
         elif op.kind == "gemm" and op.is_batched and hw.batched_gemm_by_shape:
@@ -224,9 +203,9 @@ def on_host(step: list[Op], parts: tuple[str, ...]) -> list[Op]:
 # The parts of the train step that touch the rows rather than the MLPs.
 ROW_OPS = ("embedding", "update")
 # What a CUDA graph of the dense step leaves eager: the ops on the batch's rows, whose shapes
-# follow its ids (lookups, distinct rows), and the loss's read to the host (a synchronisation,
-# which a graph cannot hold).
-EAGER_PARTS = ROW_OPS + ("loss.item()",)
+# follow its ids (lookups, distinct rows), and the reads to the host (the loss's, and fp16's
+# found_inf before the optimizer's step: synchronisations, which a graph cannot hold).
+EAGER_PARTS = ROW_OPS + ("loss.item()", "loss scaling: found_inf.item()")
 
 
 def graph_dense(step: list[Op]) -> list[Op]:
@@ -247,55 +226,88 @@ def graph_dense(step: list[Op]) -> list[Op]:
 
 
 # -- the train step (backend/base.py's Trainer.train_step and update_rows) ----------------------
-def linear_forward(m, fan_in, fan_out, relu: bool, what: str) -> list[Op]:
-    ops = [view("t", what=what), gemm("addmm", m, fan_in, fan_out, what=what)]
+def cast(elements, what: str, count=1) -> Op:
+    """One of autocast's casts (a _to_copy kernel) of `elements` values between fp32 and half,
+    either way: 4 bytes read and 2 written per value, or 2 and 4."""
+    return stream("_to_copy", CAST_BYTES * elements, count, what=f"{what} autocast cast")
+
+
+def linear_forward(m, fan_in, fan_out, relu: bool, what: str, half: bool = False,
+                   cast_input: bool = False) -> list[Op]:
+    """half: under autocast, which casts the fp32 weight and bias to half (every step: its
+    cache of casts lives as long as the autocast region) and the input too when it is fp32
+    (cast_input), and runs the product and the ReLU in half."""
+    e = HALF_BYTES if half else FP32_BYTES
+    ops = [cast(fan_out * fan_in, what), cast(fan_out, what)] if half else []
+    if half and cast_input:
+        ops.append(cast(m * fan_in, what))
+    ops += [view("t", what=what), gemm("addmm", m, fan_in, fan_out, what=what, elem=e)]
     if relu:  # autograd keeps the ReLU's output for its backward: a detach
-        ops += [stream("relu", 2 * FP32_BYTES * m * fan_out, what=what),
+        ops += [stream("relu", 2 * e * m * fan_out, what=what),
                 view("detach", what=what)]
     return ops
 
 
-def linear_backward(m, fan_in, fan_out, relu: bool, input_grad: bool, what: str) -> list[Op]:
+def linear_backward(m, fan_in, fan_out, relu: bool, input_grad: bool, what: str,
+                    half: bool = False, cast_input: bool = False) -> list[Op]:
     """ReLU's backward (if any), the input's gradient (unless it is the data), the weight's
-    and the bias's, and AccumulateGrad of both (a detach each)."""
+    and the bias's, and AccumulateGrad of both (a detach each). half: all of it in half, and
+    the casts' backwards: the weight's and the bias's gradients cast to fp32 for their fp32
+    parameters, and the input's when the forward cast an fp32 input (cast_input)."""
+    e = HALF_BYTES if half else FP32_BYTES
     ops = []
     if relu:
         ops += [view("detach", what=what),
-                stream("threshold_backward", 3 * FP32_BYTES * m * fan_out, what=what)]
+                stream("threshold_backward", 3 * e * m * fan_out, what=what)]
     if input_grad:
-        ops += [view("t", what=what), gemm("mm", m, fan_out, fan_in, what=what)]
-    ops += [view("t", what=what), gemm("mm", fan_in, m, fan_out, what=what),
-            view("t", what=what), stream("sum", FP32_BYTES * m * fan_out, what=what),
+        ops += [view("t", what=what), gemm("mm", m, fan_out, fan_in, what=what, elem=e)]
+    ops += [view("t", what=what), gemm("mm", fan_in, m, fan_out, what=what, elem=e),
+            view("t", what=what), stream("sum", e * m * fan_out, what=what),
             view("view", what=what), view("detach", what=what), view("t", what=what),
             view("detach", what=what)]
+    if half:
+        ops += [cast(fan_in * fan_out, what), cast(fan_out, what)]
+    if half and cast_input and input_grad:
+        ops.append(cast(m * fan_in, what))
     return ops
 
 
-def cross_forward(m, width, rank, what: str) -> list[Op]:
+def cross_forward(m, width, rank, what: str, half: bool = False) -> list[Op]:
     """A low-rank cross layer (backend/base.py's LowRankCrossNet) on m samples:
-    x0 * (W (V x) + b) + x, two products without bias and three elementwise ops."""
+    x0 * (W (V x) + b) + x, two products without bias and three elementwise ops. half: the
+    products under autocast (V, x and W cast to half); the fp32 bias promotes the rest to
+    fp32, its add reading the half product."""
+    e = HALF_BYTES if half else FP32_BYTES
     big = 3 * FP32_BYTES * m * width
-    return [view("t", what=what), gemm("mm", m, width, rank, what=what),
-            view("t", what=what), gemm("mm", m, rank, width, what=what),
-            stream("add", FP32_BYTES * (2 * m * width + width), what=what),
+    v_casts = [cast(rank * width, what), cast(m * width, what)] if half else []
+    w_casts = [cast(width * rank, what)] if half else []
+    return [*v_casts, view("t", what=what), gemm("mm", m, width, rank, what=what, elem=e),
+            *w_casts, view("t", what=what), gemm("mm", m, rank, width, what=what, elem=e),
+            stream("add", (e + FP32_BYTES) * m * width + FP32_BYTES * width, what=what),
             stream("mul", big, what=what), stream("add", big, what=what)]
 
 
-def cross_backward(m, width, rank, what: str) -> list[Op]:
+def cross_backward(m, width, rank, what: str, half: bool = False) -> list[Op]:
     """Its backward: the product x0 * (...) gives two gradients (a mul each), the bias's
     is a sum, each of W and V takes its weight's gradient and its input's (a mm each,
     transposes around them) and AccumulateGrad (a detach). Two adds per layer sum the
     gradients that meet: x_l's (the skip and the product) and x0's (one from every layer's
     product and, through x_0 = x0, the first layer's skip and product, less the first to
-    arrive)."""
+    arrive). half: the products' gradient cast to half, W's and V's to fp32, and x_l's
+    (the half product V x_l's input gradient) back to fp32."""
+    e = HALF_BYTES if half else FP32_BYTES
     big = 3 * FP32_BYTES * m * width
-    ops = [stream("mul", big, count=2, what=what),
+    ops = [stream("mul", big, count=2, what=what), *([cast(m * width, what)] if half else []),
            stream("sum", FP32_BYTES * (m * width + width), what=what),
            view("view", what=what), view("detach", what=what)]
     for a, b in ((width, rank), (rank, width)):  # W (its output is width wide), then V
-        ops += [view("t", what=what), gemm("mm", a, m, b, what=what),
-                view("t", count=2, what=what), gemm("mm", m, a, b, what=what),
+        ops += [view("t", what=what), gemm("mm", a, m, b, what=what, elem=e),
+                view("t", count=2, what=what), gemm("mm", m, a, b, what=what, elem=e),
                 view("t", what=what), view("detach", what=what)]
+        if half:
+            ops.append(cast(a * b, what))
+    if half:
+        ops.append(cast(m * width, what))
     return ops + [stream("add", big, count=2, what=what)]
 
 
@@ -321,15 +333,45 @@ class StepShape:
                              # torch.optim.Adam for adam)
     dcn_layers: int = 0      # dcn: the cross layers and their rank
     dcn_rank: int = 0
+    precision: str = "fp32"  # the MLPs' (ModelConfig.mlp_precision): fp16, bf16 under autocast
+    embedding_dtype: str = "fp32"  # the tables' (ModelConfig.dtype): the pooled rows'
 
 
 def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
     """The ops of one training step on a batch's gathered rows: pool, MLPs forward, loss,
     backward, the dense optimizer, the loss read, and the rows' update. Per-batch arrays are
     a run's batches from its first, whose step also creates torch.optim.Adam's state (adam);
-    scalars describe a step of the steady state."""
+    scalars describe a step of the steady state.
+
+    Half MLPs (precision fp16 or bf16) train under torch.autocast, as the backend's
+    Trainer.train_step runs bf16 (tests/pipeline/test_autocast_ops.py counts it):
+      linear layers   the fp32 weight and bias cast to half every step, and the input when it
+                      is fp32 (bottom.0's dense features; top.0's under cat and dcn, whose
+                      outputs are fp32); the product, ReLU and their backwards in half; the
+                      weight's and bias's gradients cast back for their fp32 parameters'
+                      AccumulateGrad, and the input's when it was cast
+      interaction     autocast promotes mixed inputs (cat, add, mul) to the wider type: the
+                      pooled fp32 rows (tables in fp32 or the other half type) take the half
+                      bottom output cast to fp32 and the fp32 result is cast to half for each
+                      product that takes it (dot's bmm: both operands; dcn's V x), each cast's
+                      gradient cast back; dot's pairs and its output's cat run in half. With
+                      tables in the MLPs' half type dot and cat run wholly in half; dcn's
+                      fp32 bias promotes its layers to fp32 either way, so it is listed as
+                      with fp32 tables (not counted: the backend's tables are fp32)
+      loss            on autocast's fp32 list: the logits cast to fp32, its gradient to half
+      fp16            GradScaler's loss scaling besides (loss_scaling); bf16 needs none
+    The embedding ops, the dense optimizer (fp32 parameters and gradients) and the rows'
+    update run as listed for fp32."""
     s, d, t, w = samples, shape.dim, shape.tables, shape.width
     row = shape.row_bytes
+    half = shape.precision in HALF_PRECISIONS
+    e = HALF_BYTES if half else FP32_BYTES  # the MLPs' activations and every GEMM operand
+    # fp32 features in the interaction under half MLPs: their casts (see above).
+    wide = half and (shape.embedding_dtype != shape.precision or shape.interaction == "dcn")
+    x = HALF_BYTES if half and not wide else FP32_BYTES  # the interaction's features
+
+    def casts(elements, what, count=1) -> list[Op]:
+        return [cast(elements, what, count)] if wide else []
     ops = [view("alias" if w == d else "slice", what="embedding"),
            view("detach", what="embedding"),
            # Every lookup's row read, every bag's sum written.
@@ -338,63 +380,74 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
            view("view", what="embedding")]
     bottom = mlp_layers(shape.bottom, relu_last=True)
     top = mlp_layers(shape.top, relu_last=False)
-    for i, (a, b, relu) in enumerate(bottom):
-        ops += linear_forward(s, a, b, relu, f"bottom.{i}")
+    for i, (a, b, relu) in enumerate(bottom):  # bottom.0's input: the fp32 dense features
+        ops += linear_forward(s, a, b, relu, f"bottom.{i}", half, cast_input=i == 0)
     n = t + 1
     pairs = n * (n - 1) // 2
     if shape.interaction == "dot":
-        ops += [view("unsqueeze", what="dot"),
-                stream("cat", 2 * FP32_BYTES * s * n * d, what="dot"),
-                view("transpose", what="dot"), gemm("bmm", n, d, n, batched=s, what="dot"),
+        ops += [view("unsqueeze", what="dot"), *casts(s * d, "dot"),
+                stream("cat", 2 * x * s * n * d, what="dot"),
+                view("transpose", what="dot"), *casts(s * n * d, "dot", count=2),
+                gemm("bmm", n, d, n, batched=s, what="dot", elem=e),
                 view("view", what="dot"),
-                stream("index", FP32_BYTES * s * (n * n + pairs), what="dot: pairs"),
-                stream("cat", 2 * FP32_BYTES * s * (d + pairs), what="dot")]
+                stream("index", e * s * (n * n + pairs), what="dot: pairs"),
+                stream("cat", 2 * e * s * (d + pairs), what="dot")]
     elif shape.interaction == "dcn":  # x0: the bottom output and the pooled rows, flattened
-        ops += [view("unsqueeze", what="dcn"),
-                stream("cat", 2 * FP32_BYTES * s * n * d, what="dcn"), view("view", what="dcn")]
+        ops += [view("unsqueeze", what="dcn"), *casts(s * d, "dcn"),
+                stream("cat", 2 * x * s * n * d, what="dcn"), view("view", what="dcn")]
         for layer in range(shape.dcn_layers):
-            ops += cross_forward(s, n * d, shape.dcn_rank, f"cross.{layer}")
+            ops += cross_forward(s, n * d, shape.dcn_rank, f"cross.{layer}", half)
     else:
-        ops += [view("select", count=t, what="cat"),
-                stream("cat", 2 * FP32_BYTES * s * (d + t * d), what="cat")]
+        ops += [view("select", count=t, what="cat"), *casts(s * d, "cat"),
+                stream("cat", 2 * x * s * (d + t * d), what="cat")]
+    cast_top = wide and shape.interaction != "dot"  # dot's output cat is half
     for i, (a, b, relu) in enumerate(top):
-        ops += linear_forward(s, a, b, relu, f"top.{i}")
-    ops += [view("squeeze", what="loss"),
+        ops += linear_forward(s, a, b, relu, f"top.{i}", half, cast_input=cast_top and i == 0)
+    scaled = shape.precision == "fp16"
+    ops += [view("squeeze", what="loss"), *([cast(s, "loss")] if half else []),
             stream("binary_cross_entropy_with_logits", 3 * FP32_BYTES * s, what="loss"),
+            *loss_scaling(first_batch(samples), "forward", scaled),
             view("_record_function", count=2, what="zero_grad")]
     # Backward, from the loss to the rows.
     ops += [stream("ones_like", FP32_BYTES, what="loss backward"),
+            *loss_scaling(0, "backward", scaled),
             stream("sigmoid sub mul div_", 3 * FP32_BYTES * s, count=4, what="loss backward"),
+            *([cast(s, "loss backward")] if half else []),
             view("unsqueeze", what="loss backward")]
     for i, (a, b, relu) in reversed(list(enumerate(top))):
-        ops += linear_backward(s, a, b, relu, True, f"top.{i} backward")
+        ops += linear_backward(s, a, b, relu, True, f"top.{i} backward", half,
+                               cast_input=cast_top and i == 0)
     if shape.interaction == "dot":
         ops += [view("slice", count=2, what="dot backward"),
-                stream("new_zeros", FP32_BYTES * s * n * n, what="dot backward"),
-                stream("index_put", 2 * FP32_BYTES * s * pairs, what="dot backward"),
+                stream("new_zeros", e * s * n * n, what="dot backward"),
+                stream("index_put", 2 * e * s * pairs, what="dot backward"),
                 view("view transpose", count=2, what="dot backward"),
                 # BmmBackward: the first factor's gradient, grad (n x n) by the features
                 # (n x d), then the second's, the features transposed (d x n) by grad (n x n):
                 # the same flops in products of another shape, and so of another speed.
-                gemm("bmm", n, n, d, batched=s, what="dot backward"),
+                gemm("bmm", n, n, d, batched=s, what="dot backward", elem=e),
                 view("transpose", what="dot backward"),
-                gemm("bmm", d, n, n, batched=s, what="dot backward"),
+                gemm("bmm", d, n, n, batched=s, what="dot backward", elem=e),
+                *casts(s * n * d, "dot backward", count=2),
                 view("transpose", what="dot backward"),
-                stream("add", 3 * FP32_BYTES * s * n * d, what="dot backward"),
+                stream("add", 3 * x * s * n * d, what="dot backward"),
                 view("slice squeeze", count=3, what="dot backward"),
-                stream("add", 3 * FP32_BYTES * s * d, what="dot backward")]
+                *casts(s * d, "dot backward"),
+                stream("add", 3 * e * s * d, what="dot backward")]
     elif shape.interaction == "dcn":
         for layer in reversed(range(shape.dcn_layers)):
-            ops += cross_backward(s, n * d, shape.dcn_rank, f"cross.{layer} backward")
+            ops += cross_backward(s, n * d, shape.dcn_rank, f"cross.{layer} backward", half)
         ops += [view("view", what="dcn backward"), view("slice", count=2, what="dcn backward"),
-                view("squeeze", what="dcn backward")]
+                *casts(s * d, "dcn backward"), view("squeeze", what="dcn backward")]
     else:
         ops += [view("slice", count=t + 1, what="cat backward"),
-                stream("select_backward", 2 * FP32_BYTES * s * t * d, count=t,
+                stream("select_backward", 2 * x * s * t * d, count=t,
                        what="cat backward"),
-                stream("add", 3 * FP32_BYTES * s * t * d, count=t - 1, what="cat backward")]
+                stream("add", 3 * x * s * t * d, count=t - 1, what="cat backward"),
+                *casts(s * d, "cat backward")]
     for i, (a, b, relu) in reversed(list(enumerate(bottom))):
-        ops += linear_backward(s, a, b, relu, i > 0, f"bottom.{i} backward")
+        ops += linear_backward(s, a, b, relu, i > 0, f"bottom.{i} backward", half,
+                               cast_input=i == 0)
     if shape.interaction in ("dot", "dcn"):  # the pooled gradient is a strided slice: copied
         ops += [stream("clone", 2 * FP32_BYTES * s * t * d, what="embedding backward"),
                 view("_unsafe_view", what="embedding backward")]
@@ -408,6 +461,7 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
              [FP32_BYTES * b for _, b, _ in bottom + top] + \
              [FP32_BYTES * size for size in (n * d * shape.dcn_rank, shape.dcn_rank * n * d,
                                              n * d) for _ in range(shape.dcn_layers)]
+    ops += loss_scaling(0, "unscale", scaled, gradient_bytes=sum(params))
     ops.append(view("_record_function", count=2, what="optimizer"))
     if shape.optimizer == "sgd":
         ops += [stream("add_", 3 * p, what="optimizer") for p in params]
@@ -421,9 +475,49 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                     stream("sqrt", 2 * p, what="optimizer"),
                     stream("add_", 3 * p, what="optimizer"),
                     stream("addcdiv_", 4 * p, what="optimizer")]
+    ops += loss_scaling(0, "update", scaled)
     ops.append(view("_local_scalar_dense", what="loss.item()"))
     ops += update_rows(shape, unique)
     return ops
+
+
+def loss_scaling(first, part: str, scaled: bool, gradient_bytes=0) -> list[Op]:
+    """torch.amp.GradScaler's ops in an fp16 step (none unless `scaled`), read from
+    torch/amp/grad_scaler.py (torch 2.x) and counted on the CPU, where this torch runs
+    GradScaler("cpu") too (tests/pipeline/test_autocast_ops.py); on CUDA the same calls
+    dispatch the same ops. Scalars but for the unscale:
+      forward   scale(loss): on the first step _lazy_init_scale_growth_tracker's two
+                torch.full (the scale and its growth tracker; `first` is 1 there), then
+                loss * scale, a mul
+      backward  that mul's backward: the loss's gradient times the scale, a mul
+      unscale   step() unscales first: inv_scale = scale.double().reciprocal().float() (a
+                _to_copy, reciprocal, _to_copy), found_inf = torch.full(...), the two copies
+                its _MultiDeviceReplicator makes for the gradients' device (.to(copy=True)),
+                one _amp_foreach_non_finite_check_and_unscale_ per device and dtype of the
+                optimizer's gradients (here one: the MLPs' fp32 gradients on the training
+                device; each read and written once) and _maybe_opt_step's found_inf.item(),
+                a read to the host (a sync) before the optimizer's step
+      update    update(): one _amp_update_scale_ (one device: nothing to sum)
+    The rows' gradient is not the dense optimizer's, so GradScaler leaves it alone: a program
+    that trains fp16 rows of its own must unscale them itself (not listed)."""
+    if not scaled:
+        return []
+    what = "loss scaling"
+    scalar = 3 * FP32_BYTES  # two scalars read, one written
+    if part == "forward":
+        return [stream("full", FP32_BYTES, count=2 * np.asarray(first), what=what),
+                stream("mul", scalar, what=what)]
+    if part == "backward":
+        return [stream("mul", scalar, what=what)]
+    if part == "unscale":
+        return [stream("_to_copy", FP32_BYTES + 8, count=2, what=what),
+                stream("reciprocal", 2 * 8, what=what),
+                stream("full", FP32_BYTES, what=what),
+                stream("_to_copy", 2 * FP32_BYTES, count=2, what=what),
+                stream("_amp_foreach_non_finite_check_and_unscale_", 2 * gradient_bytes,
+                       what=what),
+                view("_local_scalar_dense", what="loss scaling: found_inf.item()")]
+    return [stream("_amp_update_scale_", 4 * FP32_BYTES, what=what)]
 
 
 def first_batch(samples) -> object:

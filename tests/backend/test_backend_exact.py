@@ -1,7 +1,8 @@
 """The backend's exactness: every mode and optimizer ends 50 iterations with gpu-only's
 weights bit for bit (in program order and with the transfers overlapped by a host worker
-thread, the plans on a planner thread of their own or on the main thread), and the cache modes fetch and evict, batch by batch, what the replay of the same
-policy predicts; so do the DCNv2 interaction and mixed embedding dims."""
+thread, the plans on a planner thread of their own or on the main thread), and the cache
+modes fetch and evict, batch by batch, what the replay of the same policy predicts; so do
+the DCNv2 interaction and mixed embedding dims."""
 
 import dataclasses
 import threading

@@ -148,8 +148,9 @@ def test_a_tiny_grid_end_to_end(tiny_grid, tmp_path, monkeypatch):
     assert len(rows) == len(summary["configs"])
     assert len(rows) + len(summary["skipped"]) == len(TINY.configs())
     ran = len(TINY.configs()) - len(summary["skipped"])
-    # a line per skipped configuration, then one per run (redone runs say nothing)
-    assert len(lines) == len(summary["skipped"]) + 3 * ran
+    # a line per skipped configuration, one for the warm-up, then one per run (redone runs
+    # say nothing)
+    assert len(lines) == len(summary["skipped"]) + 1 + 3 * ran
     assert summary["rounds"] == 3 and len(summary["noise"]["orders"]) == 3
     for order in summary["noise"]["orders"]:  # every round runs every configuration once
         assert sorted(order) == list(range(ran))
@@ -330,9 +331,13 @@ def test_rounds_run_every_configuration_in_a_seeded_order():
         calls.append(k)
         return 0.001 * (k + 1), {"train": 0.0005}
 
+    warmed = []
     out = measure.measure_rounds(5, 3, seed=7, measure=run,
-                                 calibrate_round=lambda: calibrations.append(1) or {"x": 1.0})
-    assert len(calibrations) == 3 and out.profiles == [{"x": 1.0}] * 3
+                                 calibrate_round=lambda: calibrations.append(len(calls))
+                                 or {"x": 1.0}, warm_up=lambda k: warmed.append((k, len(calls))))
+    assert warmed == [(k, 0) for k in range(5)]  # each once, before anything is measured
+    assert calibrations == [0, 5, 10]  # at the start of each round
+    assert out.profiles == [{"x": 1.0}] * 3
     assert [sorted(o) for o in out.orders] == [list(range(5))] * 3
     assert calls == [k for o in out.orders for k in o]  # the orders are what ran
     assert len({tuple(o) for o in out.orders}) > 1  # reshuffled between rounds

@@ -1,5 +1,6 @@
 """How the dense step is issued (ModelConfig.dense_step) and mixed precision as autocast runs it
-(ops.Costs.autocast_bytes), on hand-computed cases.
+(ops.train_step's half bytes and casts; test_autocast_ops.py counts them), on hand-computed
+cases.
 
 Dense step: a profile where only the host's dispatch costs (1 us an op) and the device is free.
 The tiny model (one table of dim 250, bottom MLP 1-1, top MLP 251-1, cat interaction, SGD)
@@ -167,27 +168,28 @@ def stream_us(prices, op):
     return float(prices.device(op)) / US
 
 
-def test_autocast_halves_the_bytes_of_the_mlp_ops_and_keeps_the_loss_and_optimizer_fp32():
+def test_autocast_halves_the_bytes_of_the_mlp_ops_and_adds_its_casts():
     # At 1 GB/s (1 byte a ns, no launch) an op's time in us is its bytes / 1,000.
-    hw = profile(hbm=1.0)
-    fp32, fp16 = ops.Costs(hw, "fp32"), ops.Costs(hw, "fp16")
+    prices = ops.Costs(profile(hbm=1.0), "fp16")
     m = 1000
-    relu, = [op for op in ops.linear_forward(m, 10, 20, True, "bottom.0") if op.kind == "stream"]
+    fp32 = [op for op in ops.linear_forward(m, 10, 20, True, "bottom.0") if op.kind == "stream"]
+    half = [op for op in ops.linear_forward(m, 10, 20, True, "bottom.0", half=True,
+                                            cast_input=True) if op.kind == "stream"]
     # relu reads and writes m x 20 values: 160,000 B in fp32 (160 us), 80,000 B in fp16.
-    assert stream_us(fp32, relu) == pytest.approx(160)
-    assert stream_us(fp16, relu) == pytest.approx(80)
-    backward = [op for op in ops.linear_backward(m, 10, 20, True, True, "top.1 backward")
+    assert [stream_us(prices, op) for op in fp32] == pytest.approx([160])
+    # fp16: the weight (200 values), the bias (20) and the fp32 input (10,000) cast, 6 bytes
+    # a value (4 read, 2 written), then the half relu.
+    assert [op.name for op in half] == ["_to_copy"] * 3 + ["relu"]
+    assert [stream_us(prices, op) for op in half] == pytest.approx([1.2, 0.12, 60, 80])
+    backward = [op for op in ops.linear_backward(m, 10, 20, True, True, "top.1 backward",
+                                                 half=True, cast_input=True)
                 if op.kind == "stream"]
-    # threshold_backward 3 x 4 x 20,000 = 240,000 B, the bias's sum 80,000 B: halved.
-    assert [stream_us(fp16, op) for op in backward] == pytest.approx([120, 40])
-    loss = ops.stream("binary_cross_entropy_with_logits", 3 * 4 * m, what="loss")
-    step = ops.stream("add_", 3 * 4 * 200, what="optimizer")
-    assert stream_us(fp16, loss) == stream_us(fp32, loss) == pytest.approx(12)
-    assert stream_us(fp16, step) == pytest.approx(2.4)
-    # The interaction mixes the fp32 pooled rows in: fp32, unless the tables are half.
-    cat = ops.stream("cat", 2 * 4 * m * 30, what="cat")
-    assert stream_us(fp16, cat) == pytest.approx(240)
-    assert stream_us(ops.Costs(hw, "fp16", "fp16"), cat) == pytest.approx(120)
+    # threshold_backward 3 x 2 x 20,000 = 120,000 B, the bias's sum 40,000 B; the weight's
+    # and bias's gradients (200, 20 values) and the input's (10,000) cast back to fp32.
+    assert [stream_us(prices, op) for op in backward] == pytest.approx([120, 40, 1.2, 0.12, 60])
+    # The gemm's operands are half: 2 x (1000x10 + 10x20 + 1000x20) bytes.
+    gemm, = [op for op in ops.linear_forward(m, 10, 20, True, "x", half=True) if op.kind == "gemm"]
+    assert float(gemm.nbytes) == 2 * (10_000 + 200 + 20_000)
 
 
 def test_an_fp16_gemm_runs_at_the_fp16_peak_and_its_shape_efficiency():
@@ -197,9 +199,9 @@ def test_an_fp16_gemm_runs_at_the_fp16_peak_and_its_shape_efficiency():
     # = 1,064,960 in fp32, halved to 532,480, take 0.53 ns at 1e6 GB/s: compute-bound (the
     # roofline takes the larger).
     prices = ops.Costs(profile(hbm=1e6), "fp16")
-    op = ops.gemm("addmm", 2048, 64, 64, what="bottom.0")
+    op = ops.gemm("addmm", 2048, 64, 64, what="bottom.0", elem=ops.HALF_BYTES)
     assert float(prices.device(op)) / US == pytest.approx(0.4194304)
-    assert prices.autocast_bytes(op) == 0.5
+    assert float(op.nbytes) == 532_480
 
 
 def test_a_precision_without_a_grid_is_a_one_line_error():

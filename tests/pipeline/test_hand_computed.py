@@ -267,3 +267,10 @@ def test_a_planner_thread_plans_while_the_main_thread_issues_training(setup, tmp
     assert np.all(s["plan"][3:] < e["issue_train"][2:-1])
     assert thread.schedule.stages["plan"] == "planner" and main.schedule.stages["plan"] == "cpu"
     assert thread.busy()["planner"] > 0 and main.busy()["planner"] == 0
+    # On kind cpu one resource runs everything in order: where the plan runs changes nothing.
+    cpu = tmp_path / "cpu.toml"
+    cpu.write_text(slow.read_text().replace('kind = "cuda"', 'kind = "cpu"'))
+    on_cpu = [simulate(resident, mode="scratchpipe", hardware=cpu, model=model, capacity=2,
+                       lookahead=1, planner=planner).iteration_end
+              for planner in ("main", "thread")]
+    assert np.array_equal(*on_cpu)

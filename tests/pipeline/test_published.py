@@ -167,7 +167,7 @@ def test_a_cache_of_four_fifths_of_the_rows_fetches_only_the_weights():
 # on them. The trace is a Zipf(1.05) stand-in for Criteo's ids; the preset v100-pcie3 is the
 # PCIe part (14 TFLOPS FP32, 112 FP16), the DGX-1's is the SXM2 (15.7, 125).
 V100_PUBLISHED = {"fp32": 494e3, "fp16": 875e3}
-V100_ERROR = {"fp32": +12, "fp16": +102}  # percent
+V100_ERROR = {"fp32": +12, "fp16": +70}  # percent
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +180,14 @@ def terabyte_trace(tmp_path_factory):
 
 @pytest.mark.parametrize("precision", list(V100_PUBLISHED))
 def test_nvidia_dlrm_on_one_v100_keeps_its_documented_error(terabyte_trace, precision):
-    """FP32 is 12% fast. Mixed precision is twice as fast as published: the model prices
-    autocast's GEMMs and half elementwise ops but none of the ops mixed precision adds, the
-    casts of the fp32 weights and of the pooled fp32 rows to half each step, and apex's loss
-    scaling (the gradients' unscale and overflow check); and its V100 fp16 GEMM grid is an
-    estimate (no per-shape measurement of a V100). Reported, not fitted."""
+    """FP32 is 12% fast. Mixed precision is 70% fast (102% before the rule listed what
+    autocast adds): the model prices autocast's half GEMMs and elementwise ops, its casts
+    (the fp32 weights to half every step, the pooled fp32 rows' features to half for the
+    interaction's bmm, every cast's gradient back) and GradScaler's loss scaling (the
+    loss's scale, the gradients' unscale and inf check, the scale's update). Still missing:
+    the V100 fp16 GEMM grid is an estimate (from an sm_90 table; no per-shape measurement of
+    a V100 found), and apex AMP's own work in NVIDIA's 2020 program (its fp16 copies of the
+    weights and fp32 master gradients) is priced as autocast's. Reported, not fitted."""
     from simulator import load_model
     from simulator.pipeline import simulate
     model = load_model("dlrm-terabyte", {"batch_size": 32768, "mlp_precision": precision})

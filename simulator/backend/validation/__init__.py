@@ -53,6 +53,9 @@ ROUNDS = 4  # an even number: the noise floor scores one half of the rounds agai
 # Each round's calibration takes this many timed repeats of every micro-benchmark: over the
 # rounds, as many as one calibration on its own takes, interleaved with the runs.
 CALIBRATION_REPEATS = 3
+# Before the rounds every configuration trains this many batches once, unrecorded (pyperf's
+# warm-ups): the process's first runs pay for its allocator's growth and first calls.
+WARM_UP_ITERATIONS = 12
 
 
 def validate(output, device: str = "cpu", profile=None, quick: bool = False, seed: int = 0,
@@ -109,7 +112,8 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
                 len(items), int(rounds), int(seed), lambda k: _train(items[k], context),
                 None if hardware is not None else
                 lambda: _calibrate(device, quick),
-                lambda line: context["progress"](_name_runs(line, items)))
+                lambda line: context["progress"](_name_runs(line, items)),
+                lambda k: _warm_up(items[k], context))
             if hardware is None:
                 hardware = _median_profile(measured.profiles, work, output)
             configs = [_row(item, runs, _predict(item, hardware))
@@ -208,10 +212,19 @@ def _settings(item) -> dict:
                                     else {"capacity": item["capacity"]}))
 
 
-def _train(item, context) -> tuple[float, dict]:
+def _run(item, context, iterations: int | None = None):
     from .. import train
-    result = train(item["trace"], item["config"]["mode"], device=context["device"],
-                   model=item["model"], seed=context["seed"], **_settings(item))
+    return train(item["trace"], item["config"]["mode"], device=context["device"],
+                 model=item["model"], seed=context["seed"], iterations=iterations,
+                 **_settings(item))
+
+
+def _warm_up(item, context) -> None:
+    _run(item, context, min(WARM_UP_ITERATIONS, item["trace"].num_batches))
+
+
+def _train(item, context) -> tuple[float, dict]:
+    result = _run(item, context)
     w = item["warmup"]
     return (float(np.median(result.iteration_seconds[w:])),
             {k: float(np.median(v[w:])) for k, v in result.stage_seconds.items()})
@@ -289,6 +302,7 @@ def _noise(configs, measured) -> dict:
             "steal_max": max(steals) if steals else None,
             "steal_median": float(np.median(steals)) if steals else None,
             "calibration_steal": measured.calibration_steal,
+            "round_steal": measured.round_steal,
             "steal_limit": STEAL_LIMIT,
             "stolen_runs": sum(c["stolen_rounds"] for c in configs),
             "redone_runs": sum(c["redone_rounds"] for c in configs),

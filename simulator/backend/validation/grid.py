@@ -112,7 +112,7 @@ def label(config: dict) -> str:
 # (48 configurations, 4 rounds, calibrated in every round) takes about 7 minutes, the quick
 # one (10 configurations) under a minute.
 FULL = Grid("full", tables=8, rows_per_table=100_000, batches=100, alpha=1.05,
-            batch_sizes=(512, 2048), dims=(16, 64), capacities=(10, 50),
+            batch_sizes=(512, 2048), dims=(16, 64), capacities=(15, 50),
             lookaheads=(1, 2, 4), victims=("lru", "future"), alternate_victims=True)
 QUICK = Grid("quick", tables=4, rows_per_table=20_000, batches=100, alpha=1.05,
              batch_sizes=(256,), dims=(16,), capacities=(10, 50), lookaheads=(2,),

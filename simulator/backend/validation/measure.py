@@ -75,17 +75,25 @@ class Rounds:
     runs: list[list[Run]]
     profiles: list[dict] = field(default_factory=list)
     calibration_steal: list = field(default_factory=list)
+    round_steal: list = field(default_factory=list)  # over each round's runs
     orders: list[list[int]] = field(default_factory=list)
 
 
 def measure_rounds(count: int, rounds: int, seed: int, measure: Callable[[int], tuple],
                    calibrate_round: Callable[[], dict] | None = None,
-                   progress: Callable[[str], None] = lambda line: None) -> Rounds:
-    """Measure configurations 0..count-1 in `rounds` rounds: calibrate_round() first in each
-    round (when given), then every configuration in an order drawn from `seed`, measure(k)
-    returning (seconds, stages); stolen runs redone once at the end of the round."""
+                   progress: Callable[[str], None] = lambda line: None,
+                   warm_up: Callable[[int], None] | None = None) -> Rounds:
+    """Measure configurations 0..count-1 in `rounds` rounds: warm_up(k) once for each first
+    (when given; not recorded: the process's first runs pay for its allocator's growth and
+    first calls), then in each round calibrate_round() (when given) and every configuration in
+    an order drawn from `seed`, measure(k) returning (seconds, stages); stolen runs redone once
+    at the end of the round."""
     rng = np.random.default_rng(seed)
     out = Rounds([[] for _ in range(count)])
+    if warm_up is not None:
+        for k in range(count):
+            warm_up(k)
+        progress(f"warmed up: {count} configurations")
 
     def run(k: int) -> Run:
         with StealMeter() as steal:
@@ -101,18 +109,21 @@ def measure_rounds(count: int, rounds: int, seed: int, measure: Callable[[int], 
                      + ("" if steal.fraction is None else f" ({steal.fraction:.1%} stolen)"))
         order = [int(k) for k in rng.permutation(count)]
         out.orders.append(order)
-        for n, k in enumerate(order, 1):
-            result = run(k)
-            out.runs[k].append(result)
-            progress(f"round {r + 1}/{rounds} [{n}/{count}] {k}: {result.seconds * 1e3:.3f} ms"
-                     + (f", {result.steal:.1%} stolen" if result.stolen else ""))
-        for k in [k for k in order if out.runs[k][-1].stolen]:
-            again = run(k)
-            again.redone = True
-            if again.steal < out.runs[k][-1].steal:
-                out.runs[k][-1] = again
-            else:
-                out.runs[k][-1].redone = True
+        with StealMeter() as steal:
+            for n, k in enumerate(order, 1):
+                result = run(k)
+                out.runs[k].append(result)
+                progress(f"round {r + 1}/{rounds} [{n}/{count}] {k}: "
+                         f"{result.seconds * 1e3:.3f} ms"
+                         + (f", {result.steal:.1%} stolen" if result.stolen else ""))
+            for k in [k for k in order if out.runs[k][-1].stolen]:
+                again = run(k)
+                again.redone = True
+                if again.steal < out.runs[k][-1].steal:
+                    out.runs[k][-1] = again
+                else:
+                    out.runs[k][-1].redone = True
+        out.round_steal.append(steal.fraction)
     return out
 
 
