@@ -12,7 +12,7 @@ On CUDA the link is the host link and the "gpu" section the device; on the CPU t
 is the host itself (kind = "cpu"), and its profile predicts the backend's CPU runs, as
 `scratchsim validate --device cpu` checks.
 
-Each number is the median of a few timed repeats after a warm-up.
+Each number is the mean of a few timed repeats after a warm-up (see _Clock for why the mean).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from .._atomic import atomic_path
 from ..errors import OptionError
 from ..hardware import HardwareProfile, load_hardware
-from ..hardware.profile import GATHER_ROW_BYTES
+from ..hardware.profile import BMM_LAYOUTS, GATHER_ROW_BYTES
 from .base import check_device, torch
 
 _GB = 1e9
@@ -49,8 +49,8 @@ SEGMENT_KEYS = (64, 1024, 16384, 262144)
 # matrices, and a CPU's kernels run a side just past a multiple of their vector width far
 # slower per flop than one on it (9 against 8: twice the time), which no interpolation between
 # powers of two sees; so the sides are those of common models: tables + 1 for 2, 8 and 26
-# tables, embedding dims 16, 64 and 128.
-BATCHED_SIDES = (3, 9, 16, 27, 64, 128)
+# tables, embedding dims 16 and 64 (larger ones clamp to 64).
+BATCHED_SIDES = (3, 9, 16, 27, 64)
 BATCHED_PRODUCTS = 2048  # as many as a training batch has samples, fewer for large products
 
 
@@ -73,7 +73,12 @@ class _Clock:
 
     On the CPU each call is timed cold: in a training step every op finds the caches holding
     the interpreter's and the other ops' data, not its own, so before each call the clock
-    writes a buffer twice the core's private cache, and times the call alone."""
+    writes a buffer twice the core's private cache, and times the call alone.
+
+    A figure is the mean of its calls, not their median: the model adds up op times, and the
+    typical time of a sum of a hundred ops is the sum of their means. On a shared machine an
+    op's times have a long tail (its mean is 10-20% over its median), which a median leaves
+    out and every training step pays."""
 
     def __init__(self, device):
         self.device = device
@@ -85,7 +90,7 @@ class _Clock:
             torch.cuda.synchronize(self.device)
 
     def seconds(self, fn, repeats: int, calls: int = 1) -> float:
-        """Median seconds of one call of fn, each repeat timing `calls` calls."""
+        """Mean seconds of one call of fn over `repeats` repeats of `calls` calls."""
         fn()
         self.sync()
         samples = []
@@ -100,7 +105,7 @@ class _Clock:
                 self.sync()
                 total += time.perf_counter() - start
             samples.append(total / calls)
-        return statistics.median(samples)
+        return statistics.fmean(samples)
 
     def calls_for(self, fn, budget: float = 2e-3) -> int:
         """Enough calls of fn to time about `budget` seconds per repeat (cold: at most 50,
@@ -270,17 +275,23 @@ def _segment_ns_per_key(clock, device, bare, repeats, profile_rows, keys=SEGMENT
 
 
 def _batched_gemm_grid(clock, device, bare, repeats):
-    """{"MxKxN": ns}: the device time of each product of a bmm of BATCHED_SIDES-sized products,
-    cold, less the bare op's: BATCHED_PRODUCTS products, or as many as make 16 Mflop (at
-    least 16)."""
+    """{layout: {"MxKxN": ns}}: the device time of each product of a bmm of BATCHED_SIDES-sized
+    products with operands laid out as the layout says (BMM_LAYOUTS: a "t" operand is the
+    transposed view of a contiguous one, as autograd hands the dot interaction's features to
+    its products), cold, less the bare op's: BATCHED_PRODUCTS products, or as many as make
+    16 Mflop (at least 16)."""
     out = {}
-    for m, k, n in itertools.product(BATCHED_SIDES, repeat=3):
-        products = int(np.clip((1 << 23) // (m * k * n), 16, BATCHED_PRODUCTS))
-        a = torch.randn(products, m, k, device=device)
-        b = torch.randn(products, k, n, device=device)
-        # One call a repeat: even the smallest (3x3x3 products) takes tens of microseconds.
-        seconds = clock.seconds(lambda: torch.bmm(a, b), repeats) - bare
-        out[f"{m}x{k}x{n}"] = max(seconds, 1e-12) / products * 1e9
+    for layout in BMM_LAYOUTS:
+        grid = out[layout] = {}
+        for m, k, n in itertools.product(BATCHED_SIDES, repeat=3):
+            products = int(np.clip((1 << 23) // (m * k * n), 16, BATCHED_PRODUCTS))
+            a = (torch.randn(products, k, m, device=device).transpose(1, 2) if layout[0] == "t"
+                 else torch.randn(products, m, k, device=device))
+            b = (torch.randn(products, n, k, device=device).transpose(1, 2) if layout[1] == "t"
+                 else torch.randn(products, k, n, device=device))
+            # One call a repeat: even the smallest (3x3x3 products) takes tens of microseconds.
+            seconds = clock.seconds(lambda: torch.bmm(a, b), repeats) - bare
+            grid[f"{m}x{k}x{n}"] = max(seconds, 1e-12) / products * 1e9
     return out
 
 
@@ -320,7 +331,7 @@ def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
             times.append(time.perf_counter() - start)
             handled.append(size + len(plan.missing))
         rows_handled.append(float(np.mean(handled)))
-        seconds.append(float(np.median(times)))
+        seconds.append(float(np.mean(times)))  # the mean, as _Clock's (see there)
     fixed, per_row = _fit_line(rows_handled, seconds)
     return fixed * 1e6, per_row * 1e9
 
@@ -358,7 +369,7 @@ def dispatch_us(device: str, repeats: int = 5) -> float:
 
 def calibrate(device: str = "cpu", quick: bool = False, repeats: int = 5) -> dict:
     """Measure this machine; returns the profile in the TOML layout (HardwareProfile.from_dict
-    reads it). repeats: timed repeats of every micro-benchmark, each figure their median."""
+    reads it). repeats: timed repeats of every micro-benchmark, each figure their mean."""
     check_device(device)
     dev = torch.device(device)
     clock = _Clock(dev)
@@ -435,7 +446,7 @@ def profile_toml(profile: dict) -> str:
                 out += ["", f"[{name}]"] + table(name, inner)
         return out
 
-    lines = ["# Measured by `scratchsim calibrate`: every number below is a median of timed",
+    lines = ["# Measured by `scratchsim calibrate`: every number below is a mean of timed",
              "# repeats on this machine (see simulator/backend/calibration.py for the benchmarks).",
              ""]
     return "\n".join(lines + table("", profile)) + "\n"

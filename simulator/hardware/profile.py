@@ -36,11 +36,12 @@ each preset cites its source beside it):
                                    # most launch_us; 0 on kind = "cpu", which has no graphs)
     batched_gemm_ns                # a batched GEMM's (bmm) time per product: a number, the
                                    # time besides its flops (priced at the stacked shape's
-                                   # efficiency); or a table "MxKxN" = ns by the product's
-                                   # shape, the whole time of each product (a grid,
-                                   # log-interpolated), as calibration measures it: small
-                                   # products of one shape and another differ by far more
-                                   # than their flops
+                                   # efficiency); or, as calibration measures it, tables by
+                                   # the operands' layout (nn; nt: the second transposed, tn:
+                                   # the first) of "MxKxN" = ns by the product's shape, the
+                                   # whole time of each product (grids, log-interpolated):
+                                   # small products of one shape or layout and another differ
+                                   # by far more than their flops
     hbm_capacity_gib
     [gpu.gather_efficiency]        # fraction of hbm_gb_per_s that random row gathers reach,
     16, 64, 256, 512 (bytes a row) # by row size (log-interpolated between, clamped outside)
@@ -77,6 +78,9 @@ KINDS = ("cuda", "cpu")
 DIRECTIONS = ("h2d", "d2h")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 GATHER_ROW_BYTES = (16, 64, 256, 512)
+# The operands of a batched product: nn both contiguous, nt the second a transposed view, tn
+# the first (the dot interaction's forward is nt, its backward nn and tn).
+BMM_LAYOUTS = ("nn", "nt", "tn")
 # Overrides that multiply groups of bandwidths (see HardwareProfile.scaled).
 SCALES = ("pcie_scale", "dram_scale", "hbm_scale")
 # A scatter reads each row before writing it: an optimizer update is a read-modify-write, and
@@ -274,18 +278,20 @@ class HardwareProfile:
 
     @property
     def batched_gemm_by_shape(self) -> bool:
-        """Whether batched_gemm_ns is a table by product shape (else one number)."""
+        """Whether batched_gemm_ns has tables by product shape (else one number)."""
         return isinstance(self.gpu_batched_gemm_ns, dict)
 
-    def batched_gemm_time(self, products, m, k, n):
-        """Device time of a batched GEMM of `products` products of (m x k) by (k x n) each,
-        besides its launch, from a batched_gemm_ns table: products x its ns at (m, k, n),
-        interpolated in log-log, clamped to its grid. (With one number, the op prices the
-        flops itself: see pipeline/ops.py.)"""
+    def batched_gemm_time(self, products, m, k, n, layout: str = "nn"):
+        """Device time of a batched GEMM of `products` products of (m x k) by (k x n) each
+        with operands in `layout` (BMM_LAYOUTS), besides its launch, from the batched_gemm_ns
+        table of that layout (nn's when the profile has none for it): products x its ns at
+        (m, k, n), interpolated in log-log, clamped to its grid. (With one number, the op
+        prices the flops itself: see pipeline/ops.py.)"""
         if not self.batched_gemm_by_shape:
             raise ValueError(f"{self.name}: batched_gemm_ns is one number, not a table")
         products = np.asarray(products, dtype=np.float64)
-        axes, table = _grid(self.gpu_batched_gemm_ns)
+        tables = self.gpu_batched_gemm_ns
+        axes, table = _grid(tables.get(layout, tables["nn"]))
         point = [np.log2(np.maximum(np.asarray(x, float), 1)) for x in (m, k, n)]
         ns = np.exp(_interp3(axes, np.log(table), point))
         return _free_when_idle(products, products * ns * 1e-9)
@@ -392,9 +398,13 @@ def _checked(value, f, where: str):
                 out[precision] = _checked_grid(entry, f"{where}.{precision}")
         return out
     if check == "ns or ns by shape":
-        if isinstance(value, dict):
-            return _checked_grid(value, where, "positive", "ns a product")
-        return _checked_number(value, float, "non-negative", where)
+        if not isinstance(value, dict):
+            return _checked_number(value, float, "non-negative", where)
+        if "nn" not in value or set(value) - set(BMM_LAYOUTS):
+            raise OptionError(f"{where} must be one number, or tables by operand layout "
+                              f"(nn required; {', '.join(BMM_LAYOUTS)}) of \"MxKxN\" = ns")
+        return {layout: _checked_grid(grid, f"{where}.{layout}", "positive", "ns a product")
+                for layout, grid in value.items()}
     if check in ("by row bytes", "by keys"):
         what, example, value_check = (
             ("efficiencies by row bytes", " ".join(f"{b} = 0.5" for b in GATHER_ROW_BYTES),

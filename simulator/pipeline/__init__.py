@@ -140,7 +140,10 @@ class SimulationResult:
         busy = ", ".join(f"{r} {v:.0%}" for r, v in d["busy"].items())
         lines = [
             f"mode          {self.mode}{setting}",
-            f"hardware      {c['hardware']}    model {c['model']}    trace {c['trace']}",
+            f"hardware      {c['hardware']}"
+            + (f" (calibrated with {c['profile_threads']} torch threads: it predicts runs "
+               "with as many)" if "profile_threads" in c else "")
+            + f"    model {c['model']}    trace {c['trace']}",
             f"iteration     {ms(d['iteration_time_s'])} mean, {ms(d['iteration_time_p50_s'])} "
             f"p50, {ms(d['iteration_time_p99_s'])} p99 (after {self.warmup} warm-up iterations)",
             f"throughput    {d['throughput_samples_per_s']:,.0f} samples/s",
@@ -267,6 +270,8 @@ def simulate(trace, mode: str = "scratchpipe", hardware="h100-pcie5", model="dlr
     config = {"trace": str(trace.path), "mode": mode, "hardware": hw.name, "model": mdl.name,
               "capacity": cap, **m.settings(), "batches": n, "batch_size": trace.batch_size,
               "trace_seed": trace.provenance.get("seed"), "scratchsim_version": __version__}
+    if hw.kind == "cpu":  # a CPU's profile predicts runs with the torch threads it measured
+        config["profile_threads"] = hw.cpu_threads
     replay_summary = {}
     if rep is not None:
         replay_summary = {k: v for k, v in rep.to_dict().items()

@@ -65,6 +65,7 @@ class Op:
     pinned: bool = True           # copy
     on_host: bool = False         # a device kind of op run by the host on host memory
     graphed: bool = False         # replayed inside a CUDA graph: no dispatch of its own
+    layout: str = "nn"            # gemm, batched: its operands (nn; nt, tn: one transposed)
     what: str = field(default="", compare=False)  # where in the model, for reading
 
     @property
@@ -92,14 +93,17 @@ def scatter(name: str, rows, row_bytes, count=1, what: str = "") -> Op:
     return replace(gather(name, rows, row_bytes, count, what), kind="scatter")
 
 
-def gemm(name: str, m, k, n, batched=1, what: str = "", elem=FP32_BYTES) -> Op:
+def gemm(name: str, m, k, n, batched=1, what: str = "", elem=FP32_BYTES,
+         layout: str = "nn") -> Op:
     """One (batched) product of (m x k) by (k x n): its flops and the bytes of its operands,
-    `elem` bytes each (half under autocast: it casts every operand)."""
+    `elem` bytes each (half under autocast: it casts every operand); a batched one's
+    operands are laid out as `layout` says (hardware.profile.BMM_LAYOUTS)."""
     m, k, n = (np.asarray(x, dtype=np.float64) for x in (m, k, n))
     # A batch of small products runs like one product of the stacked rows, plus a fixed time
     # for each product.
     return Op(name, "gemm", flops=2 * m * k * n * batched, shape=(m * batched, k, n),
-              batched=batched, nbytes=elem * (m * k + k * n + m * n) * batched, what=what)
+              batched=batched, nbytes=elem * (m * k + k * n + m * n) * batched, what=what,
+              layout=layout)
 
 
 class Costs:
@@ -124,7 +128,8 @@ class Costs:
             # Measured by the products' own shape: small products run at speeds their
             # flops do not tell (a 64x9 by 9x9 product is slower than a 9x64
             # by 64x9 one of the same flops on a CPU, by two to four times).
-            work = hw.batched_gemm_time(op.batched, op.shape[0] / op.batched, *op.shape[1:])
+            work = hw.batched_gemm_time(op.batched, op.shape[0] / op.batched, *op.shape[1:],
+                                        op.layout)
         elif op.kind == "gemm":
             work = np.maximum(hw.compute_time(op.flops, *op.shape, self.precision),
                               hw.stream_time(nbytes))
@@ -388,7 +393,8 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
         ops += [view("unsqueeze", what="dot"), *casts(s * d, "dot"),
                 stream("cat", 2 * x * s * n * d, what="dot"),
                 view("transpose", what="dot"), *casts(s * n * d, "dot", count=2),
-                gemm("bmm", n, d, n, batched=s, what="dot", elem=e),
+                # features by their transposed view: the second operand transposed
+                gemm("bmm", n, d, n, batched=s, what="dot", elem=e, layout="nt"),
                 view("view", what="dot"),
                 stream("index", e * s * (n * n + pairs), what="dot: pairs"),
                 stream("cat", 2 * e * s * (d + pairs), what="dot")]
@@ -423,11 +429,12 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
                 stream("index_put", 2 * e * s * pairs, what="dot backward"),
                 view("view transpose", count=2, what="dot backward"),
                 # BmmBackward: the first factor's gradient, grad (n x n) by the features
-                # (n x d), then the second's, the features transposed (d x n) by grad (n x n):
-                # the same flops in products of another shape, and so of another speed.
+                # (n x d), then the second's, the features' transposed view (d x n) by grad
+                # (n x n): the same flops in products of another shape and layout, and so of
+                # another speed.
                 gemm("bmm", n, n, d, batched=s, what="dot backward", elem=e),
                 view("transpose", what="dot backward"),
-                gemm("bmm", d, n, n, batched=s, what="dot backward", elem=e),
+                gemm("bmm", d, n, n, batched=s, what="dot backward", elem=e, layout="tn"),
                 *casts(s * n * d, "dot backward", count=2),
                 view("transpose", what="dot backward"),
                 stream("add", 3 * x * s * n * d, what="dot backward"),

@@ -29,6 +29,13 @@ def test_calibrate_writes_a_loadable_profile(tmp_path, capsys):
     # A full grid of the quick shapes, against the best rate any of them reached.
     assert len(grid) == 3 * 4 * 4 and max(grid.values()) == 1.0
     assert profile.gpu_launch_us == 0  # on the CPU an op's fixed cost is its dispatch
+    # Batched products timed by their shape: every side with every other, each a time > 0
+    from simulator.backend.calibration import BATCHED_SIDES
+    from simulator.hardware.profile import BMM_LAYOUTS
+    assert profile.batched_gemm_by_shape
+    assert sorted(profile.gpu_batched_gemm_ns) == sorted(BMM_LAYOUTS)
+    for grid in profile.gpu_batched_gemm_ns.values():
+        assert len(grid) == len(BATCHED_SIDES) ** 3 and all(ns > 0 for ns in grid.values())
     assert [p.name for p in tmp_path.iterdir()] == ["cpu.toml"]
 
 

@@ -222,27 +222,38 @@ def test_batched_gemm_by_product_shape(tmp_path, hw):
     # table is interpolated in log-log: 8x4x4 (halfway from 4 to 16 in log) sqrt(100 * 400)
     grid = "".join(f'"{m}x{k}x{n}" = {100 * (4 if m == 16 else 1) * (2 if k == 16 else 1) * (2 if n == 16 else 1)}\n'
                    for m in (4, 16) for k in (4, 16) for n in (4, 16))
+    # ... for both operands contiguous (nn); a transposed first operand (tn) twice as slow
+    tn = "".join(f"{line.split(' = ')[0]} = {2 * int(line.split(' = ')[1])}\n"
+                 for line in grid.splitlines())
     table = load_hardware(write(tmp_path, ROUND.replace(
         "batched_gemm_ns = 100\n", "").replace(
-        "[gpu.gather_efficiency]", "[gpu.batched_gemm_ns]\n" + grid + "\n[gpu.gather_efficiency]")))
+        "[gpu.gather_efficiency]", "[gpu.batched_gemm_ns.nn]\n" + grid
+        + "\n[gpu.batched_gemm_ns.tn]\n" + tn + "\n[gpu.gather_efficiency]")))
     assert table.batched_gemm_by_shape
     assert table.batched_gemm_time(1000, 4, 4, 4) == pytest.approx(1000 * 100e-9)
     assert table.batched_gemm_time(1000, 16, 16, 16) == pytest.approx(1000 * 1600e-9)
     assert table.batched_gemm_time(1000, 8, 4, 4) == pytest.approx(1000 * 200e-9)
     assert table.batched_gemm_time(1000, 8, 8, 4) == pytest.approx(1000 * 200e-9 * 2**0.5)
     assert table.batched_gemm_time(1000, 2, 4, 64) == pytest.approx(1000 * 200e-9)  # clamped
+    assert table.batched_gemm_time(1000, 8, 4, 4, "tn") == pytest.approx(1000 * 400e-9)
+    assert table.batched_gemm_time(1000, 8, 4, 4, "nt") == pytest.approx(1000 * 200e-9)  # nn's
     assert table.batched_gemm_time(0, 4, 4, 4) == 0.0
     np.testing.assert_allclose(table.batched_gemm_time(np.array([0, 10]), 4, 4, 4),
                                [0.0, 1e-6])
-    assert load_hardware(table).to_dict()["gpu"]["batched_gemm_ns"]["16x16x16"] == 1600
+    assert load_hardware(table).to_dict()["gpu"]["batched_gemm_ns"]["nn"]["16x16x16"] == 1600
     # A bmm op priced by the table: one launch (2 us) and its products, whatever its flops
     from simulator.pipeline import ops
     bmm = ops.gemm("bmm", 16, 4, 4, batched=1000)
     assert ops.Costs(table).device(bmm) == pytest.approx(2e-6 + 1000 * 400e-9)
-    with pytest.raises(OptionError, match=r"batched_gemm_ns 4x4x4 must be positive"):
-        load_hardware(write(tmp_path, ROUND.replace("batched_gemm_ns = 100\n", "").replace(
-            "[gpu.gather_efficiency]", '[gpu.batched_gemm_ns]\n"4x4x4" = 0\n\n'
-            "[gpu.gather_efficiency]"), "zero.toml"))
+    bmm_tn = ops.gemm("bmm", 16, 4, 4, batched=1000, layout="tn")
+    assert ops.Costs(table).device(bmm_tn) == pytest.approx(2e-6 + 1000 * 800e-9)
+    for bad, message in (('[gpu.batched_gemm_ns.nn]\n"4x4x4" = 0\n', r"nn 4x4x4 must be positive"),
+                         ('[gpu.batched_gemm_ns.tn]\n"4x4x4" = 1\n', r"nn required"),
+                         ('[gpu.batched_gemm_ns.nn]\n"4x4x4" = 1\n[gpu.batched_gemm_ns.tt]\n'
+                          '"4x4x4" = 1\n', r"tables by operand layout")):
+        with pytest.raises(OptionError, match=message):
+            load_hardware(write(tmp_path, ROUND.replace("batched_gemm_ns = 100\n", "").replace(
+                "[gpu.gather_efficiency]", bad + "\n[gpu.gather_efficiency]"), "bad.toml"))
 
 
 def test_dispatch_times(hw):
