@@ -31,6 +31,7 @@ from .._atomic import atomic_path
 from ..errors import OptionError
 from ..hardware import HardwareProfile, load_hardware
 from ..hardware.profile import BMM_LAYOUTS, GATHER_ROW_BYTES
+from ..pipeline.ops import Costs, Op
 from .base import check_device, torch
 
 _GB = 1e9
@@ -54,18 +55,21 @@ BATCHED_SIDES = (3, 9, 16, 27, 64)
 BATCHED_PRODUCTS = 2048  # as many as a training batch has samples, fewer for large products
 
 
-def _private_cache_bytes() -> int:
-    """The largest cache one core keeps to itself (L2 on most CPUs), from sysfs."""
+def _cache_bytes(private: bool) -> int:
+    """The largest cache one core keeps to itself (L2 on most CPUs), or with private=False
+    the largest of all (the last level), from sysfs."""
     sizes = []
+    units = {"K": 1 << 10, "M": 1 << 20}
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
             shared = (index / "shared_cpu_list").read_text().strip()
             size = (index / "size").read_text().strip()
         except OSError:
             continue
-        if shared in ("0", "0-0") and size.endswith("K"):
-            sizes.append(int(size[:-1]) * 1024)
-    return max(sizes, default=2 << 20)
+        if size[-1:] in units and size[:-1].isdigit() and (
+                not private or shared in ("0", "0-0")):
+            sizes.append(int(size[:-1]) * units[size[-1]])
+    return max(sizes, default=(2 << 20) if private else (32 << 20))
 
 
 class _Clock:
@@ -73,17 +77,18 @@ class _Clock:
 
     On the CPU each call is timed cold: in a training step every op finds the caches holding
     the interpreter's and the other ops' data, not its own, so before each call the clock
-    writes a buffer twice the core's private cache, and times the call alone.
+    writes a buffer twice the core's private cache, and times the call alone (row ops on
+    tables: twice the last-level cache, see _row_efficiency).
 
     A figure is the mean of its calls, not their median: the model adds up op times, and the
     typical time of a sum of a hundred ops is the sum of their means. On a shared machine an
     op's times have a long tail (its mean is 10-20% over its median), which a median leaves
     out and every training step pays."""
 
-    def __init__(self, device):
+    def __init__(self, device, evict_private: bool = True):
         self.device = device
         self.cuda = device.type == "cuda"
-        self.evict = None if self.cuda else torch.ones(2 * _private_cache_bytes() // 4)
+        self.evict = None if self.cuda else torch.ones(2 * _cache_bytes(evict_private) // 4)
 
     def sync(self):
         if self.cuda:
@@ -236,7 +241,13 @@ def _stream_gb_per_s(clock, device, repeats):
 def _row_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
     """({row bytes: efficiency} of gathers, the same of scatters): the backend's own ops over
     random rows of 16..512 bytes (index_select, index_copy_), against the memory bandwidth;
-    the rows written densely (or read densely) count at that bandwidth."""
+    the rows written densely (or read densely) count at that bandwidth. On the CPU each call
+    finds the last-level cache evicted: a training step's other traffic leaves none of a big
+    table's lines, nor the page-table entries of its rows, cached (timed after evicting only
+    the core's own cache, an index_copy_ into a 200 MB table takes half what it does inside
+    a training step)."""
+    if not clock.cuda:
+        clock = _Clock(device, evict_private=False)
     gathers, scatters = {}, {}
     for row_bytes in GATHER_ROW_BYTES:
         table = torch.ones(table_bytes // row_bytes, row_bytes // 4, device=device)
@@ -414,12 +425,14 @@ def calibrate(device: str = "cpu", quick: bool = False, repeats: int = 5) -> dic
                 "matrix_tflops": tflops, "gemm_efficiency": gemm},
     }
     # The embedding backward's bookkeeping is what its time leaves beside the row traffic the
-    # profile measured so far charges.
-    hw = HardwareProfile.from_dict(profile, source="calibration")
-    row = 16
+    # model charges it with the profile measured so far (pipeline.ops.Costs.rows_time: its
+    # rows are the batch's own, a small tensor).
+    prices = Costs(HardwareProfile.from_dict(profile, source="calibration"))
+    segment = Op("_embedding_bag_backward", "segment", row_bytes=16, local=True)
 
     def rows(lookups, distinct):
-        return float(hw.gpu_gather_time(lookups, row) + hw.gpu_scatter_time(distinct, row))
+        return float(prices.rows_time(segment, lookups, "gather")
+                     + prices.rows_time(segment, distinct, "scatter"))
 
     profile["gpu"]["segment_ns_per_key"] = _segment_ns_per_key(clock, dev, bare, repeats, rows)
     return profile

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..hardware import HardwareProfile
+from ..hardware.profile import READ_MODIFY_WRITE
 
 FP32_BYTES = 4
 HALF_BYTES = 2
@@ -66,6 +67,8 @@ class Op:
     on_host: bool = False         # a device kind of op run by the host on host memory
     graphed: bool = False         # replayed inside a CUDA graph: no dispatch of its own
     layout: str = "nn"            # gemm, batched: its operands (nn; nt, tn: one transposed)
+    local: bool = False           # gather, scatter, segment: the rows are the batch's own
+                                  # gathered ones (a small tensor), not a table's
     what: str = field(default="", compare=False)  # where in the model, for reading
 
     @property
@@ -136,15 +139,26 @@ class Costs:
             if op.is_batched:
                 work = work + np.asarray(op.batched, float) * hw.gpu_batched_gemm_ns * 1e-9
         elif op.kind in ("gather", "scatter"):
-            rows = hw.gpu_gather_time if op.kind == "gather" else hw.gpu_scatter_time
-            work = rows(op.rows, op.row_bytes) + hw.stream_time(op.nbytes)
+            work = self.rows_time(op, op.rows, op.kind) + hw.stream_time(op.nbytes)
         elif op.kind == "segment":
-            work = (hw.segment_time(op.rows) + hw.gpu_gather_time(op.rows, op.row_bytes)
-                    + hw.gpu_scatter_time(op.distinct, op.row_bytes))
+            work = (hw.segment_time(op.rows) + self.rows_time(op, op.rows, "gather")
+                    + self.rows_time(op, op.distinct, "scatter"))
         else:
             raise ValueError(f"unknown op kind {op.kind!r}")
         launch = hw.gpu_graph_kernel_us if op.graphed else hw.gpu_launch_us
         return np.asarray(op.count, float) * (launch * 1e-6 + work)
+
+    def rows_time(self, op: Op, rows, kind: str) -> np.ndarray:
+        """Device time of reading ("gather") or updating ("scatter") `rows` random rows of
+        op.row_bytes: of a table, at the profile's gather or scatter efficiency of that row
+        size; of the batch's own gathered rows (op.local), a tensor the last-level cache
+        holds, as memory traffic at the elementwise rate (an update reads and writes)."""
+        hw = self.hw
+        if op.local:
+            nbytes = np.asarray(rows, float) * op.row_bytes
+            return hw.stream_time(nbytes if kind == "gather" else READ_MODIFY_WRITE * nbytes)
+        rows_time = hw.gpu_gather_time if kind == "gather" else hw.gpu_scatter_time
+        return rows_time(rows, op.row_bytes)
 
     def host(self, op: Op) -> np.ndarray:
         """Host time of all of op's instances in a batch: dispatch, and the host's own work."""
@@ -379,9 +393,9 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
         return [cast(elements, what, count)] if wide else []
     ops = [view("alias" if w == d else "slice", what="embedding"),
            view("detach", what="embedding"),
-           # Every lookup's row read, every bag's sum written.
+           # Every lookup's row read (of the batch's gathered rows), every bag's sum written.
            Op("_embedding_bag", "gather", rows=lookups, row_bytes=row,
-              nbytes=FP32_BYTES * s * t * d, what="embedding forward"),
+              nbytes=FP32_BYTES * s * t * d, local=True, what="embedding forward"),
            view("view", what="embedding")]
     bottom = mlp_layers(shape.bottom, relu_last=True)
     top = mlp_layers(shape.top, relu_last=False)
@@ -462,7 +476,7 @@ def train_step(shape: StepShape, samples, lookups, unique) -> list[Op]:
         ops.append(view("view", what="embedding backward"))
     # The lookups' ids sorted, each one's bag gradient read, summed per distinct row.
     ops += [Op("_embedding_bag_backward", "segment", rows=lookups, row_bytes=row,
-               distinct=unique, what="embedding backward"),
+               distinct=unique, local=True, what="embedding backward"),
             view("detach", what="embedding backward")]
     params = [FP32_BYTES * (a * b) for a, b, _ in bottom + top] + \
              [FP32_BYTES * b for _, b, _ in bottom + top] + \

@@ -4,8 +4,9 @@ Prices (round numbers): a 1,000-byte row costs 1 us to gather, on the host or th
 to cross the link either way (pinned or pageable); a scatter (read-modify-write) costs 2 us a
 row on either side; the GEMMs of a train step take 10 us in all; elementwise work is free
 (a bandwidth of 1e9 GB/s) and so are dispatch, launches, latencies and sorts. A train step
-gathers each lookup's row to pool it (2 rows: 2 us), and in its backward reads each lookup's
-gradient (2) and writes their sums to the 2 distinct rows (a scatter: 4): 18 us.
+pools its lookups' rows and in its backward sums their gradients into the 2 distinct rows,
+all in the batch's own gathered rows (a small tensor, priced as elementwise work: free): the
+train step is its GEMMs, 10 us.
 Small transfers: a batch's inputs are 2 samples x (1 dense + 1 label) x 4 B + 2 lookup
 positions x 8 B + 2 bag offsets x 8 B = 48 B in four copies (0.048 us); the ids of a batch's
 2 distinct rows or slots 16 B (0.016 us); a plan probes its distinct rows and places its
@@ -102,11 +103,11 @@ def ends(setup, mode, **kw):
 
 
 def test_gpu_only(setup):
-    # Train = copy the 2 row ids (.016) + gather 2 rows (2) + step (18) + update 2 rows (4) =
-    # 24.016 us, after its 0.048 us input.
+    # Train = copy the 2 row ids (.016) + gather 2 rows (2) + step (10) + update 2 rows (4) =
+    # 16.016 us, after its 0.048 us input.
     r, end = ends(setup, "gpu-only")
-    assert end == pytest.approx([24.064, 48.08, 72.096])
-    assert np.diff(end) == pytest.approx([24.016, 24.016])
+    assert end == pytest.approx([16.064, 32.08, 48.096])
+    assert np.diff(end) == pytest.approx([16.016, 16.016])
     assert r.bytes_h2d == 3 * 32 and r.bytes_d2h == 0
 
 
@@ -124,12 +125,12 @@ def test_cache_lru_on_demand(setup):
     # LRU with 2 rows: misses [2, 2, 2], victims [0, 2, 2]. The host plans (2 probes + 2
     # misses: .064) and then, in order, writes the victims back and collects the misses.
     # b0: plan .064, collect 2 rows (2) -> 2.064, copy them in (2) -> 4.064, insert (slot ids
-    # .016 + 2 rows 4) -> 8.08, train 24.016 -> 32.096.
+    # .016 + 2 rows 4) -> 8.08, train 16.016 -> 24.096.
     # b1, b2: after the last train, the GPU gathers the 2 victims (their slot ids .016 + 2),
     # they go D2H (2), the host writes them back (4) and only then collects (2), copy in (2),
-    # insert (4.016), train (24.016): 40.048 each.
+    # insert (4.016), train (16.016): 32.048 each.
     r, end = ends(setup, "cache", capacity=2)
-    assert end == pytest.approx([32.096, 72.144, 112.192])
+    assert end == pytest.approx([24.096, 56.144, 88.192])
     assert r.replay["misses"] == 6 and r.replay["evictions"] == 4
     assert r.bytes_d2h == 4 * 1000
 
@@ -139,13 +140,13 @@ def test_cache_prefetch(setup):
     # victims [0, 0, 1] (row 1, at b2). A stage with nothing to do waits for nothing.
     # Host: plan0 .064, collect0 -> 2.064, plan1 -> 2.128, collect1 -> 4.128; plan2 (2 probes,
     # 1 miss: .048) once train0 has started, 8.08 -> 8.128. b0's rows cross 2.064 -> 4.064,
-    # insert0 (4.016) -> 8.08, train0 (24.016) -> 32.096.
+    # insert0 (4.016) -> 8.08, train0 (16.016) -> 24.096.
     # GPU, per iteration: insert i+1, gather i+2's victims, train i+1: insert1 (4.016) ->
-    # 36.112, evict2 (1 slot id .008 + 1 row) -> 37.12, train1 -> 61.136; meanwhile the victim
+    # 28.112, evict2 (1 slot id .008 + 1 row) -> 29.12, train1 -> 45.136; meanwhile the victim
     # goes D2H (1) and is written back (2) before row 4 is collected (1) and copied (1): by
-    # 42.12. insert2 (2.008) -> 63.144, train2 -> 87.16.
+    # 34.12. insert2 (2.008) -> 47.144, train2 -> 63.16.
     r, end = ends(setup, "cache-prefetch", capacity=4)
-    assert end == pytest.approx([32.096, 61.136, 87.16])
+    assert end == pytest.approx([24.096, 45.136, 63.16])
     assert r.replay["misses"] == 5 and r.replay["evictions"] == 1
 
 
@@ -153,11 +154,11 @@ def test_scratchpipe(setup):
     # W = 1, 4 rows: the same decisions as cache-prefetch. Host: plan0 .064, collect0 -> 2.064,
     # plan1 -> 2.128, collect1 -> 4.128; plan2 once train0 has started (8.08 -> 8.128), and
     # row 4 is collected (1) at once. GPU: insert0 after its copy (4.064 -> 8.08), train0
-    # (24.016) -> 32.096; the victim's gather (.008 + 1) -> 33.104 (after train0, its last
-    # use), insert1 (4.016) -> 37.12, train1 -> 61.136; insert2 (2.008) -> 63.144, train2 ->
-    # 87.16.
+    # (16.016) -> 24.096; the victim's gather (.008 + 1) -> 25.104 (after train0, its last
+    # use), insert1 (4.016) -> 29.12, train1 -> 45.136; insert2 (2.008) -> 47.144, train2 ->
+    # 63.16.
     r, end = ends(setup, "scratchpipe", capacity=4, lookahead=1)
-    assert end == pytest.approx([32.096, 61.136, 87.16])
+    assert end == pytest.approx([24.096, 45.136, 63.16])
     # The victim (row 1, last used by b0) is written back after train0 has finished.
     assert r.schedule.start["writeback"][2] >= r.schedule.end["train"][0]
     assert r.to_dict()["replay"]["train_hit_rate"] == 1.0
@@ -166,12 +167,12 @@ def test_scratchpipe(setup):
 def test_kind_cpu_runs_every_stage_in_order(setup, tmp_path):
     # On kind cpu one resource runs all: an iteration is the sum of its stages, so the runs
     # end at the running sums (gpu-only: the 0.048 us input and the 0.016 us id copy are
-    # not made, there being no link: 24 us a batch).
+    # not made, there being no link: 16 us a batch).
     trace, hw, model = setup
     cpu = tmp_path / "cpu.toml"
     cpu.write_text(hw.read_text().replace('kind = "cuda"', 'kind = "cpu"'))
     r = simulate(trace, mode="gpu-only", hardware=cpu, model=model)
-    assert r.iteration_end / US == pytest.approx([24, 48, 72])
+    assert r.iteration_end / US == pytest.approx([16, 32, 48])
     r = simulate(trace, mode="scratchpipe", hardware=cpu, model=model, capacity=4, lookahead=1)
     busy = sum(float(np.sum(r.schedule.end[s] - r.schedule.start[s])) for s in r.schedule.stages)
     assert r.iteration_end[-1] == pytest.approx(busy)
@@ -195,7 +196,7 @@ def test_on_cuda_the_host_thread_that_issues_the_gpu_work_can_be_the_bottleneck(
     # Dispatch at 1 ms an op dwarfs every other price: gpu-only's host issues the train
     # step's ops one after another, and the GPU step can end no sooner, so an iteration is
     # the step's op count in milliseconds. The host works all the time; the GPU only for its
-    # kernels, 24 us an iteration (gather 2 + step 18 + update 4), waiting out the dispatch in
+    # kernels, 16 us an iteration (gather 2 + step 10 + update 4), waiting out the dispatch in
     # between: the host is the bottleneck.
     trace, hw, model = setup
     slow = tmp_path / "slow-host.toml"
@@ -205,7 +206,7 @@ def test_on_cuda_the_host_thread_that_issues_the_gpu_work_can_be_the_bottleneck(
     assert np.diff(r.iteration_end) == pytest.approx(ops[1:] * 1e-3, rel=1e-4)
     busy = r.busy()
     assert busy["cpu"] == pytest.approx(1, abs=0.01)
-    assert busy["gpu"] == pytest.approx(24 * US / (ops[-1] * 1e-3))  # the window: batch 2
+    assert busy["gpu"] == pytest.approx(16 * US / (ops[-1] * 1e-3))  # the window: batch 2
     assert r.bottleneck == "cpu"
     # scratchpipe: the main thread plans and issues evict and train, the worker issues the
     # inserts (and does the host's row work): the main thread's ops set the pace.
@@ -236,8 +237,8 @@ def test_a_planner_thread_plans_while_the_main_thread_issues_training(setup, tmp
     # Ten batches of the rows {0, 1} and a scratchpad of 2 rows (W = 1): only batch 0 misses.
     # Dispatch costs 1 us an op and a plan 20 us plus 16 ns a row probed (2) plus its one op
     # (the wrap of its slots): 21.032 us. The train step's K ops (op_counts: the same in both
-    # modes) take K us to issue; on the GPU it lasts max(its 24 us of kernels, K) plus its 16 B
-    # of slot ids (.016 us), K + .016 (K > 24): gpu-only's iteration.
+    # modes) take K us to issue; on the GPU it lasts max(its 16 us of kernels, K) plus its 16 B
+    # of slot ids (.016 us), K + .016 (K > 16): gpu-only's iteration.
     # planner "main": the main thread plans batch i+1 and issues training i, 21.032 + K us an
     # iteration, the GPU waiting; the last iteration, with nothing left to plan, K + .016.
     # planner "thread": the planner thread plans batch i+1 (once training i-1 is issued)
@@ -251,7 +252,7 @@ def test_a_planner_thread_plans_while_the_main_thread_issues_training(setup, tmp
                     .replace("plan_us = 0", "plan_us = 20"))
     gpu = simulate(resident, mode="gpu-only", hardware=slow, model=model)
     k = gpu.op_counts["train"][0]
-    assert k > 24 and np.all(gpu.op_counts["train"] == k)
+    assert k > 16 and np.all(gpu.op_counts["train"] == k)
     assert gpu.iteration_times[2:] / US == pytest.approx(k + 0.016)
     runs = {planner: simulate(resident, mode="scratchpipe", hardware=slow, model=model,
                               capacity=2, lookahead=1, planner=planner)
