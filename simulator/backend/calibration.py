@@ -320,18 +320,22 @@ def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
     return peak / 1e12, {s: float(min(1.0, max(r / peak, 1e-6))) for s, r in rates.items()}
 
 
-def _planner(repeats: int, sizes=(256, 4096), batches: int = 40):
+def _planner(repeats: int, sizes=(256, 4096), batches: int = 30):
     """(us per batch, ns per row): the backend's planner (planner.py, lookahead 2, LRU) on
     random batches of two sizes, each planned with the caches evicted first, fitted to time =
-    fixed + rows probed or placed x per row."""
+    fixed + rows probed or placed x per row. Its directory has a slot entry for every row of
+    the tables: it has as many rows as make it twice the last-level cache, as a real trace's
+    tables do (with a directory in the cache, a probe costs a third of what it does in a
+    training run), and between two batches the whole cache is evicted, as a training step's
+    traffic does."""
     from .planner import Planner
     rng = np.random.default_rng(0)
-    evict = _Clock(torch.device("cpu")).evict
+    evict = _Clock(torch.device("cpu"), evict_private=False).evict
+    total = max(20 * max(sizes), 2 * _cache_bytes(private=False) // 8)  # int64 slot entries
     rows_handled, seconds = [], []
     for size in sizes:
-        total = 20 * size
         planner = Planner(total, 8 * size, lookahead=2)
-        stream = [rng.permutation(total)[:size] for _ in range(2 * batches)]
+        stream = [rng.choice(total, size, replace=False) for _ in range(2 * batches)]
         for j in range(batches):  # fill the store: the timed batches evict
             planner.plan(j, stream[j])
         times, handled = [], []

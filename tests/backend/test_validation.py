@@ -332,7 +332,7 @@ def test_rounds_run_every_configuration_in_a_seeded_order():
         return 0.001 * (k + 1), {"train": 0.0005}
 
     warmed = []
-    out = measure.measure_rounds(5, 3, seed=7, measure=run,
+    out = measure.measure_rounds(list("abcde"), 3, seed=7, measure=run,
                                  calibrate_round=lambda: calibrations.append(len(calls))
                                  or {"x": 1.0}, warm_up=lambda k: warmed.append((k, len(calls))))
     assert warmed == [(k, 0) for k in range(5)]  # each once, before anything is measured
@@ -343,7 +343,7 @@ def test_rounds_run_every_configuration_in_a_seeded_order():
     assert len({tuple(o) for o in out.orders}) > 1  # reshuffled between rounds
     assert [[r.seconds for r in runs] for runs in out.runs] == \
         [[0.001 * (k + 1)] * 3 for k in range(5)]
-    again = measure.measure_rounds(5, 3, seed=7, measure=run)
+    again = measure.measure_rounds(list("abcde"), 3, seed=7, measure=run)
     assert again.orders == out.orders and again.profiles == []  # same seed, same order
 
 
@@ -369,7 +369,7 @@ def test_a_run_with_much_stolen_time_is_run_again(tmp_path, monkeypatch):
         write()
         return float(len(calls)), {}
 
-    out = measure.measure_rounds(4, 1, seed=0, measure=run)
+    out = measure.measure_rounds(list("abcd"), 1, seed=0, measure=run)
     order = out.orders[0]
     assert calls == order + [order[0], order[2]]
     kept = {k: runs[0] for k, runs in enumerate(out.runs)}

@@ -98,22 +98,21 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
         with atomic_dir(output, _replaceable) as work:  # refuses a foreign output before work
             hardware = None if profile is None else load_hardware(profile)
             if held_out is not None:
-                kind, workloads, description = "held-out", _held_out(held_out, model), \
-                    _describe_held_out(held_out, model)
+                kind, description = "held-out", _describe_held_out(held_out, model)
+                workloads = _held_out(held_out, model)
             else:
                 grid = QUICK if quick else FULL
-                kind, workloads, description = "quick" if quick else "full", \
-                    _grid_workloads(grid, work, seed), grid.describe()
+                kind, description = "quick" if quick else "full", grid.describe()
+                workloads = _grid_workloads(grid, work, seed)
             context = {"device": device, "seed": int(seed),
                        "progress": progress or (lambda line: None)}
             items, skipped = _feasible(workloads, context["progress"])
             notes = _thread_notes(hardware, device, threads)
             measured = measure_rounds(
-                len(items), int(rounds), int(seed), lambda k: _train(items[k], context),
-                None if hardware is not None else
-                lambda: _calibrate(device, quick),
-                lambda line: context["progress"](_name_runs(line, items)),
-                lambda k: _warm_up(items[k], context))
+                [item["label"] for item in items], int(rounds), int(seed),
+                measure=lambda k: _train(items[k], context),
+                calibrate_round=None if hardware else lambda: _calibrate(device, quick),
+                progress=context["progress"], warm_up=lambda k: _warm_up(items[k], context))
             if hardware is None:
                 hardware = _median_profile(measured.profiles, work, output)
             configs = [_row(item, runs, _predict(item, hardware))
@@ -194,16 +193,6 @@ def _feasible(workloads, progress) -> tuple[list[dict], list[dict]]:
                 item["capacity"] = capacity
             items.append(item)
     return items, skipped
-
-
-def _name_runs(line: str, items) -> str:
-    """measure_rounds' progress line with the configuration's label for its number."""
-    head, sep, rest = line.partition("] ")
-    if sep and ":" in rest:
-        k, _, tail = rest.partition(":")
-        if k.isdigit():
-            return f"{head}] {items[int(k)]['label']}:{tail}"
-    return line
 
 
 # -- measuring and predicting ---------------------------------------------------------------

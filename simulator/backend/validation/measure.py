@@ -79,15 +79,16 @@ class Rounds:
     orders: list[list[int]] = field(default_factory=list)
 
 
-def measure_rounds(count: int, rounds: int, seed: int, measure: Callable[[int], tuple],
+def measure_rounds(labels: list[str], rounds: int, seed: int, measure: Callable[[int], tuple],
                    calibrate_round: Callable[[], dict] | None = None,
                    progress: Callable[[str], None] = lambda line: None,
                    warm_up: Callable[[int], None] | None = None) -> Rounds:
-    """Measure configurations 0..count-1 in `rounds` rounds: warm_up(k) once for each first
-    (when given; not recorded: the process's first runs pay for its allocator's growth and
-    first calls), then in each round calibrate_round() (when given) and every configuration in
-    an order drawn from `seed`, measure(k) returning (seconds, stages); stolen runs redone once
-    at the end of the round."""
+    """Measure the configurations k = 0, 1, ... named by `labels` in `rounds` rounds:
+    warm_up(k) once for each first (when given; not recorded: the process's first runs pay for
+    its allocator's growth and first calls), then in each round calibrate_round() (when given)
+    and every configuration in an order drawn from `seed`, measure(k) returning (seconds,
+    stages); stolen runs redone once at the end of the round."""
+    count = len(labels)
     rng = np.random.default_rng(seed)
     out = Rounds([[] for _ in range(count)])
     if warm_up is not None:
@@ -113,7 +114,7 @@ def measure_rounds(count: int, rounds: int, seed: int, measure: Callable[[int], 
             for n, k in enumerate(order, 1):
                 result = run(k)
                 out.runs[k].append(result)
-                progress(f"round {r + 1}/{rounds} [{n}/{count}] {k}: "
+                progress(f"round {r + 1}/{rounds} [{n}/{count}] {labels[k]}: "
                          f"{result.seconds * 1e3:.3f} ms"
                          + (f", {result.steal:.1%} stolen" if result.stolen else ""))
             for k in [k for k in order if out.runs[k][-1].stolen]:
