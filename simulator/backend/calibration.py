@@ -308,15 +308,19 @@ def _batched_gemm_grid(clock, device, bare, repeats):
 
 def _gemm_grid(clock, device, dtype, shapes, bare, repeats):
     """(peak TFLOP/s, {"MxKxN": efficiency}): addmm over the grid, each time less the bare
-    op's, against the best rate any shape reached."""
-    rates = {}
+    op's, against the best rate of the shapes whose work outweighs the bare op (a time near
+    the bare op's, less it, is noise: a 1024x1x1024 product timed a little fast would set a
+    peak of thousands of TFLOP/s and scale every efficiency of that calibration down)."""
+    timed = {}  # shape -> (flops, seconds less the bare op's, seconds)
     for m, k, n in itertools.product(*shapes):
         a = torch.randn(m, k, device=device).to(dtype)
         b = torch.randn(k, n, device=device).to(dtype)
         bias = torch.randn(n, device=device).to(dtype)
-        seconds = clock.seconds_amortized(lambda: torch.addmm(bias, a, b), repeats) - bare
-        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / max(seconds, 1e-9)
-    peak = max(rates.values())
+        seconds = clock.seconds_amortized(lambda: torch.addmm(bias, a, b), repeats)
+        timed[f"{m}x{k}x{n}"] = (2 * m * k * n, seconds - bare, seconds)
+    rates = {s: flops / max(work, 1e-9) for s, (flops, work, _) in timed.items()}
+    peak = max((rates[s] for s, (_, work, seconds) in timed.items() if work >= seconds / 2),
+               default=max(rates.values()))
     return peak / 1e12, {s: float(min(1.0, max(r / peak, 1e-6))) for s, r in rates.items()}
 
 
