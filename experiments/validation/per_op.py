@@ -3,7 +3,7 @@ torch.profiler (the steady iterations only), each framework op's measured self t
 the time the model charges it, largest gaps first.
 
     .venv/bin/python experiments/validation/per_op.py PROFILE.toml [--batch-size 2048] [--dim 64]
-        [--mode gpu-only] [--tables 8] [--rows 100000] [--capacity 25%]
+        [--mode gpu-only] [--tables 8] [--rows 100000] [--capacity 25%] [--threads 1]
 
 The trace and model are the full validation grid's (a seeded Zipf(1.05) trace, the backend's
 default model at that dim); the profile is a calibrated one, e.g. the profile.toml that
@@ -41,9 +41,10 @@ def main() -> int:
     parser.add_argument("--tables", type=int, default=8)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--capacity", default="25%")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the profile's)")
     args = parser.parse_args()
     from torch.profiler import ProfilerActivity, profile, schedule
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     hardware = simulator.load_hardware(args.profile)
     model = grid_model(args.dim, args.batch_size)
     settings = {"capacity": args.capacity} if make_mode(args.mode).uses_cache else {}
