@@ -245,9 +245,7 @@ def _row_efficiency(clock, device, table_bytes, memory_gb_per_s, bare, repeats):
     finds the last-level cache evicted: a training step's other traffic leaves none of a big
     table's lines, nor the page-table entries of its rows, cached (timed after evicting only
     the core's own cache, an index_copy_ into a 200 MB table takes half what it does inside
-    a training step)."""
-    if not clock.cuda:
-        clock = _Clock(device, evict_private=False)
+    a training step: calibrate() hands this function such a clock)."""
     gathers, scatters = {}, {}
     for row_bytes in GATHER_ROW_BYTES:
         table = torch.ones(table_bytes // row_bytes, row_bytes // 4, device=device)
@@ -399,7 +397,8 @@ def calibrate(device: str = "cpu", quick: bool = False, repeats: int = 5) -> dic
     memory = _copy_bandwidth(clock, dev, big, repeats)
     bare = _bare(clock, dev, repeats)
     stream = _stream_gb_per_s(clock, dev, repeats)
-    gather, scatter = _row_efficiency(clock, dev, big, memory, bare, repeats)
+    tables = clock if clock.cuda else _Clock(dev, evict_private=False)  # see _row_efficiency
+    gather, scatter = _row_efficiency(tables, dev, big, memory, bare, repeats)
     shapes = QUICK_GEMM if quick else (GEMM_M, GEMM_K, GEMM_N)
     precisions = {"fp32": torch.float32}
     if clock.cuda:

@@ -234,7 +234,8 @@ def graph_dense(step: list[Op]) -> list[Op]:
     pipelines run it; torch's capturable optimizers keep the step count on the device."""
     out, launched = [], False
     for op in step:
-        if op.what.startswith(EAGER_PARTS) or op.kind in HOST_ONLY[1:]:
+        # Host work (plans, host rows, copies) stays eager; views are captured with their ops.
+        if op.what.startswith(EAGER_PARTS) or (op.kind in HOST_ONLY and op.kind != "view"):
             out.append(op)
             continue
         if not launched:

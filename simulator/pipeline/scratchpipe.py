@@ -93,10 +93,15 @@ def planner_depends(stage: str, b: int, lookahead: int, planner: str) -> tuple:
     on the main thread the program order says it): batch j is planned once training j-W-1
     has been issued, so its victims are no longer in flight when their gather is queued
     behind it, and training i is issued once batch i is planned (its slots are known)."""
+    # Called for every step the engine runs: no table built per call.
     if planner != "thread":
         return ()
-    return {"plan": ((issue("train"), b - lookahead - 1),),
-            issue("train"): (("plan", b),)}.get(stage, ())
+    if stage == "plan":
+        return ((ISSUE_TRAIN, b - lookahead - 1),)
+    return (("plan", b),) if stage == ISSUE_TRAIN else ()
+
+
+ISSUE_TRAIN = issue("train")
 
 
 def planned_ahead(stages, n: int, lookahead: int):

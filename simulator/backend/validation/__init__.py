@@ -98,8 +98,9 @@ def validate(output, device: str = "cpu", profile=None, quick: bool = False, see
         with atomic_dir(output, _replaceable) as work:  # refuses a foreign output before work
             hardware = None if profile is None else load_hardware(profile)
             if held_out is not None:
-                kind, description = "held-out", _describe_held_out(held_out, model)
                 workloads = _held_out(held_out, model)
+                kind, description = "held-out", _describe_held_out(held_out, model,
+                                                                    len(workloads[0][2]))
             else:
                 grid = QUICK if quick else FULL
                 kind, description = "quick" if quick else "full", grid.describe()
@@ -153,7 +154,7 @@ def _held_out(trace, model) -> list[tuple]:
     return [(trace, model, held_out_configs(trace.batch_size, dim))]
 
 
-def _describe_held_out(trace, model) -> dict:
+def _describe_held_out(trace, model, configurations: int) -> dict:
     from .grid import HELD_OUT_CAPACITY, HELD_OUT_LOOKAHEAD, HELD_OUT_VICTIMS
     return {"kind": "held-out", "trace": str(trace.path), "model": model.name,
             "model_source": model.source, "tables": trace.num_tables,
@@ -161,7 +162,7 @@ def _describe_held_out(trace, model) -> dict:
             "batch_size": trace.batch_size, "batches": trace.num_batches,
             "capacities": [HELD_OUT_CAPACITY], "lookaheads": [HELD_OUT_LOOKAHEAD],
             "victims": list(HELD_OUT_VICTIMS),
-            "configurations": len(_held_out(trace, model)[0][2])}
+            "configurations": configurations}
 
 
 def _feasible(workloads, progress) -> tuple[list[dict], list[dict]]:
